@@ -1,0 +1,256 @@
+"""
+The hub as a L{twisted.application} service: the core, the Standard Profile
+site on its endpoint, and the lockfile, composed in one L{MultiService} that
+twistd runs or another Twisted program embeds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import xmlrpc.client
+from pathlib import Path
+from typing import Any, Optional
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
+from .._log import Logger
+from twisted.web.client import Agent, readBody
+from twisted.web.http_headers import Headers
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from .. import __version__
+from .._log import get_level
+from twisted.logger import LogLevel
+from ..errors import HubAlreadyRunning, LockfileError
+from ..lockfile import (
+    LockInfo,
+    create_exclusive,
+    hub_lockfile_path,
+    new_secret,
+    read_lockfile,
+    remove_if_own,
+    replace_if_unchanged,
+)
+from .core import Hub
+from .delivery import CallbackCaller, _Body
+from .pages import HubRoot
+from .standard import StandardProfile
+
+DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"
+
+
+@inlineCallbacks
+def ping_hub(reactor: Any, url: str, timeout: float = 2.0) -> Any:
+    """
+    Ask the hub at C{url} for C{samp.hub.ping}.
+
+    @return: a L{Deferred} firing with C{True} if an XML-RPC server answered
+        (even with a fault), C{False} if nothing usable did.
+    """
+    body = xmlrpc.client.dumps((), "samp.hub.ping").encode()
+    try:
+        d = Agent(reactor, connectTimeout=timeout).request(
+            b"POST", url.encode("ascii"), Headers({b"Content-Type": [b"text/xml"]}), _Body(body)
+        )
+        d.addCallback(readBody)
+        d.addTimeout(timeout, reactor)
+        answer = yield d
+        xmlrpc.client.loads(answer)
+    except xmlrpc.client.Fault:
+        return True
+    except Exception:
+        return False
+    return True
+
+
+class QuietSite(Site):
+    """
+    A L{Site} that logs requests only at debug level, shows no tracebacks
+    and does not announce itself.
+    """
+
+    displayTracebacks = False
+    noisy = False
+    log_ = Logger()
+
+    def log(self, request: Any) -> None:
+        if get_level() == LogLevel.debug:
+            line = self._logFormatter(self._logDateTime, request)
+            self.log_.debug("{line}", line=line)
+
+
+class LockfileService(Service):
+    """
+    Owns the hub's lockfile: L{acquire} creates it once the hub's URL is
+    known, and L{stopService} deletes it if it is still ours.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: Any, path: Path, secret: str) -> None:
+        self.reactor = reactor
+        self.path = Path(path)
+        self.secret = secret
+        self.owned = False
+
+    @inlineCallbacks
+    def acquire(self, url: str) -> Any:
+        """
+        Write the lockfile for the hub at C{url}: create it atomically with
+        mode 0600; if one exists, ping the hub it names and replace it only
+        if that hub does not answer.
+
+        @return: a L{Deferred} firing when the file is written, or failing
+            with L{HubAlreadyRunning}.
+        """
+        info = LockInfo(
+            secret=self.secret,
+            url=url,
+            profile_version="1.3",
+            extra={
+                "hub.impl": f"samptwist {__version__}",
+                "hub.pid": str(os.getpid()),
+                "hub.start.date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds"
+                ),
+            },
+        )
+        for _ in range(5):
+            if create_exclusive(self.path, info):
+                self.owned = True
+                return
+            try:
+                existing = read_lockfile(self.path)
+            except LockfileError:
+                # Another hub may be writing it non-atomically: look again.
+                yield _sleep(self.reactor, 0.5)
+                try:
+                    existing = read_lockfile(self.path)
+                except LockfileError as e:
+                    self.log.warn("replacing unusable lockfile {path}: {e}", path=self.path, e=e)
+                    existing = LockInfo(secret="", url="")
+            if existing.url and (yield ping_hub(self.reactor, existing.url)):
+                raise HubAlreadyRunning(existing.url, str(self.path))
+            self.log.warn(
+                "lockfile {path} names a hub at {url} that does not answer; replacing it",
+                path=self.path,
+                url=existing.url or "(nowhere)",
+            )
+            if replace_if_unchanged(self.path, existing, info):
+                self.owned = True
+                return
+        raise HubAlreadyRunning("(lockfile keeps changing)", str(self.path))
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self.owned and remove_if_own(self.path, self.secret):
+            self.log.info("removed lockfile {path}", path=self.path)
+        self.owned = False
+
+
+def _sleep(reactor: Any, seconds: float) -> Deferred:
+    d: Deferred = Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
+
+
+class HubService(MultiService):
+    """
+    A complete SAMP hub.
+
+    Add it to an application (or call C{startService}); L{ready} fires with
+    the service once the hub listens and its lockfile is written, or fails
+    with L{HubAlreadyRunning}.  C{stopService} notifies
+    C{samp.hub.event.shutdown}, closes the port and removes the lockfile.
+
+    @ivar hub: the L{Hub} core.
+    @ivar url: the Standard Profile XML-RPC URL, once listening.
+    @ivar lockfile: where the lockfile is written.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any = None,
+        *,
+        listen: str = DEFAULT_LISTEN,
+        lockfile: Optional[Path] = None,
+        secret: Optional[str] = None,
+        callback_timeout: float = 30.0,
+        max_failures: int = 3,
+        shutdown_grace: float = 5.0,
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor  # type: ignore[no-redef]
+        self.reactor = reactor
+        self.listen = listen
+        self.lockfile = Path(lockfile) if lockfile is not None else hub_lockfile_path()
+        self.secret = secret or new_secret()
+        self.shutdown_grace = shutdown_grace
+        self.hub = Hub(reactor, max_failures=max_failures)
+        self.caller = CallbackCaller(reactor, timeout=callback_timeout)
+        self.standard = StandardProfile(self.hub, self.secret, self.caller)
+        self.root = HubRoot(self.hub)
+        self.root.putChild(b"xmlrpc", self.standard)
+        self.site = QuietSite(self.root)
+        self.lock_service = LockfileService(reactor, self.lockfile, self.secret)
+        self.lock_service.setServiceParent(self)
+        self.url: Optional[str] = None
+        self.ready: Deferred = Deferred()
+        self._port: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        d = defer.ensureDeferred(self._start())
+        d.addCallbacks(self._started, self._start_failed)
+
+    async def _start(self) -> "HubService":
+        endpoint = serverFromString(self.reactor, self.listen)
+        self._port = await endpoint.listen(self.site)
+        address = self._port.getHost()
+        host = getattr(address, "host", "127.0.0.1")
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        base = f"http://{host}:{address.port}/"
+        self.url = base + "xmlrpc"
+        self.hub.hub_client.metadata.setdefault("samp.icon.url", base + "icon.svg")
+        self.hub.hub_client.metadata.setdefault("samp.documentation.url", base)
+        await self.lock_service.acquire(self.url)
+        return self
+
+    def _started(self, _: Any) -> None:
+        default = self.lockfile == Path.home() / ".samp"
+        self.log.info(
+            "SAMP hub ready at {url} (lockfile {lockfile}){hint}",
+            url=self.url,
+            lockfile=self.lockfile,
+            hint="" if default else f"; clients need SAMP_HUB=std-lockurl:{self.lockfile.as_uri()}",
+        )
+        self.ready.callback(self)
+
+    def _start_failed(self, failure: Any) -> None:
+        if self._port is not None:
+            self._port.stopListening()
+            self._port = None
+        self.hub.running = False
+        self.ready.errback(failure)
+
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        yield self.hub.shutdown(self.shutdown_grace)
+        if self._port is not None:
+            port, self._port = self._port, None
+            yield port.stopListening()
+        yield MultiService.stopService(self)
+        yield self.caller.close()
+        self.log.info("hub stopped")

@@ -1,0 +1,126 @@
+"""
+The Standard Profile: the hub's methods as an XML-RPC resource, with the
+C{samp.hub.} prefix and the private key as first argument (STD-RPC-*).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable, Dict, Tuple
+
+from twisted.internet.defer import Deferred
+from .._log import Logger
+from twisted.web import xmlrpc
+
+from ..errors import SAMPHubError
+from .core import Hub
+from .delivery import CallbackCaller, XmlRpcCallbackTarget, check_callback_url
+
+PREFIX = "samp.hub."
+
+
+class StandardProfile(xmlrpc.XMLRPC):
+    """
+    The Standard Profile XML-RPC endpoint of a L{Hub}.
+
+    Every method answers either its SAMP result or an XML-RPC fault whose
+    faultString says what was wrong.  Methods without a SAMP result answer
+    C{""}.
+    """
+
+    log = Logger()
+    allowNone = False
+    useDateTime = False
+
+    def __init__(self, hub: Hub, secret: str, caller: CallbackCaller) -> None:
+        super().__init__(allowNone=False, useDateTime=False)
+        self.hub = hub
+        self.secret = secret
+        self.caller = caller
+        self._methods: Dict[str, Tuple[Callable[..., Any], int, int]] = {
+            "register": (self.register, 1, 1),
+            "unregister": (self._none(hub.unregister), 1, 1),
+            "setXmlrpcCallback": (self.setXmlrpcCallback, 2, 2),
+            "declareMetadata": (self._none(hub.declare_metadata), 2, 2),
+            "getMetadata": (hub.get_metadata, 2, 2),
+            "declareSubscriptions": (self._none(hub.declare_subscriptions), 2, 2),
+            "getSubscriptions": (hub.get_subscriptions, 2, 2),
+            "getRegisteredClients": (hub.get_registered_clients, 1, 1),
+            "getSubscribedClients": (hub.get_subscribed_clients, 2, 2),
+            "notify": (self._none(hub.notify), 3, 3),
+            "notifyAll": (hub.notify_all, 2, 2),
+            "call": (hub.call, 4, 4),
+            "callAll": (hub.call_all, 3, 3),
+            "callAndWait": (hub.call_and_wait, 4, 4),
+            "reply": (self._none(hub.reply), 3, 3),
+            "ping": (lambda *key: "", 0, 1),
+        }
+
+    @staticmethod
+    def _none(method: Callable[..., Any]) -> Callable[..., str]:
+        def wrapper(*args: Any) -> str:
+            method(*args)
+            return ""
+
+        return wrapper
+
+    def register(self, secret: Any) -> Dict[str, str]:
+        """
+        C{samp.hub.register(secret)}.
+
+        @return: the registration map.
+        @raise SAMPHubError: for a wrong secret.
+        """
+        if not isinstance(secret, str) or not secrets.compare_digest(
+            secret.encode("utf-8", "surrogatepass"), self.secret.encode("utf-8")
+        ):
+            self.log.warn("registration refused: wrong secret")
+            raise SAMPHubError("registration refused: wrong samp.secret", code=7)
+        client = self.hub.register("standard")
+        return self.hub.registration_map(client)
+
+    def setXmlrpcCallback(self, private_key: Any, url: Any) -> str:
+        """
+        C{samp.hub.setXmlrpcCallback(private-key, url)}: make the caller
+        callable at C{url}.
+        """
+        client = self.hub.client_for_key(private_key)
+        check_callback_url(url)
+        target = XmlRpcCallbackTarget(self.caller, url, client.private_key)
+        self.hub.set_callback(private_key, target)
+        client.info["callback"] = url
+        return ""
+
+    def lookupProcedure(self, procedurePath: str) -> Callable[..., Any]:
+        if not procedurePath.startswith(PREFIX) or procedurePath[len(PREFIX):] not in self._methods:
+            raise xmlrpc.Fault(
+                self.NOT_FOUND, f"no such method {procedurePath!r:.100} in the SAMP Standard Profile"
+            )
+        name = procedurePath[len(PREFIX):]
+        method, low, high = self._methods[name]
+
+        def dispatch(request: Any, *args: Any) -> Any:
+            if not low <= len(args) <= high:
+                want = str(low) if low == high else f"{low} to {high}"
+                return xmlrpc.Fault(
+                    self.FAILURE,
+                    f"{procedurePath} takes {want} argument(s), got {len(args)}",
+                )
+            try:
+                result = method(*args)
+            except SAMPHubError as e:
+                self.log.debug("{method} refused: {error}", method=procedurePath, error=e)
+                return xmlrpc.Fault(e.code, str(e))
+            if isinstance(result, Deferred):
+                # A caller that hangs up stops waiting (callAndWait).
+                request.notifyFinish().addErrback(lambda _: result.cancel())
+                result.addErrback(self._fault)
+            return result
+
+        dispatch.withRequest = True  # type: ignore[attr-defined]
+        return dispatch
+
+    def _fault(self, failure: Any) -> xmlrpc.Fault:
+        if failure.check(SAMPHubError):
+            return xmlrpc.Fault(failure.value.code, str(failure.value))
+        return failure

@@ -1,0 +1,116 @@
+"""
+C{twistd samphub}: command-line options and the service maker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+from twisted.logger import LogLevel
+from twisted.python import usage
+
+from ._log import Logger, set_level
+from .errors import HubAlreadyRunning, LockfileError
+from .hub.service import DEFAULT_LISTEN, HubService
+from .lockfile import hub_lockfile_path
+
+DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
+
+log = Logger()
+
+
+class Options(usage.Options):
+    """
+    Options of C{twistd samphub} (and C{samptwist hub}).
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a SAMP 1.3 hub. Standard Profile clients find it through the lockfile "
+        "(~/.samp, or the file named by SAMP_HUB=std-lockurl:file://...)."
+    )
+    optParameters = [
+        ["listen", "l", DEFAULT_LISTEN, "Endpoint of the Standard Profile XML-RPC server."],
+        ["lockfile", None, None, "Lockfile to write (default: SAMP_HUB's file, else ~/.samp)."],
+        ["secret", None, None, "Fixed registration secret (for testing; default: random)."],
+        ["log-level", None, "info", "Least important level logged: debug, info, warn, error."],
+        ["web-listen", None, DEFAULT_WEB_LISTEN, "Endpoint of the Web Profile server."],
+        ["callback-timeout", None, "30", "Seconds a client's callback may take to answer."],
+        ["max-failures", None, "3",
+         "Consecutive unreachable callbacks after which a client is ejected (0: never)."],
+        ["shutdown-grace", None, "5",
+         "Seconds to wait for clients to take the shutdown notification."],
+    ]
+    optFlags = [["no-web", None, "Do not run the Web Profile."]]
+
+    def postOptions(self) -> None:
+        level = self["log-level"].lower()
+        if level == "warning":
+            level = "warn"
+        try:
+            self["log-level"] = LogLevel.levelWithName(level)
+        except Exception:
+            raise usage.UsageError(f"unknown --log-level {self['log-level']!r}") from None
+        for name in ("callback-timeout", "shutdown-grace"):
+            try:
+                self[name] = float(self[name])
+            except ValueError:
+                raise usage.UsageError(f"--{name} needs a number of seconds") from None
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be positive")
+        try:
+            self["max-failures"] = int(self["max-failures"])
+        except ValueError:
+            raise usage.UsageError("--max-failures needs a whole number") from None
+        if self["lockfile"] is None:
+            try:
+                self["lockfile"] = hub_lockfile_path()
+            except LockfileError as e:
+                raise usage.UsageError(str(e)) from None
+        if self["secret"] is not None and not self["secret"].strip():
+            raise usage.UsageError("--secret must not be empty")
+
+
+def makeService(options: Any, reactor: Any = None) -> HubService:
+    """
+    Build the hub service from parsed L{Options}.  If the hub cannot start
+    (a live hub owns the lockfile), the reason is logged in one line and the
+    process exits with status 1.
+    """
+    if reactor is None:
+        from twisted.internet import reactor  # type: ignore[no-redef]
+    set_level(options["log-level"])
+    service = HubService(
+        reactor,
+        listen=options["listen"],
+        lockfile=options["lockfile"],
+        secret=options["secret"],
+        callback_timeout=options["callback-timeout"],
+        max_failures=options["max-failures"],
+        shutdown_grace=options["shutdown-grace"],
+    )
+    service.ready.addErrback(_fatal, reactor)
+    return service
+
+
+def _fatal(failure: Any, reactor: Any) -> None:
+    if failure.check(HubAlreadyRunning):
+        message = f"samphub: {failure.value}"
+    else:
+        message = f"samphub: cannot start: {failure.getErrorMessage()}"
+    log.critical("{message}", message=message)
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+    def exit_failed() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+    reactor.addSystemEventTrigger("after", "shutdown", exit_failed)
+    if reactor.running:
+        reactor.stop()
+    else:
+        reactor.callWhenRunning(reactor.stop)

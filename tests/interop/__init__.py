@@ -1,0 +1,1 @@
+"""Interoperability tests of our hub against real SAMP peers (JSAMP, pyvo.samp, astropy.samp)."""
