@@ -92,7 +92,16 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
         shutdown_grace=options["shutdown-grace"],
     )
     service.ready.addErrback(_fatal, reactor)
+    reactor.addSystemEventTrigger("after", "shutdown", _exit_normally, reactor)
     return service
+
+
+def _exit_normally(reactor: Any) -> None:
+    # Since Twisted 24, twistd re-raises SIGTERM/SIGINT after shutdown so the
+    # process dies of the signal.  A hub stopped by a signal has shut down
+    # cleanly (event sent, lockfile removed), so it exits with status 0.
+    if hasattr(reactor, "_exitSignal"):
+        reactor._exitSignal = None
 
 
 def _fatal(failure: Any, reactor: Any) -> None:
@@ -101,8 +110,9 @@ def _fatal(failure: Any, reactor: Any) -> None:
     else:
         message = f"samphub: cannot start: {failure.getErrorMessage()}"
     log.critical("{message}", message=message)
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+    # twistd has replaced sys.stderr with a log file object: write to the
+    # real standard error so the user sees one plain line.
+    os.write(2, (message + "\n").encode("utf-8", "replace"))
 
     def exit_failed() -> None:
         sys.stdout.flush()

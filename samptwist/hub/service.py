@@ -207,6 +207,14 @@ class HubService(MultiService):
 
     def startService(self) -> None:
         super().startService()
+        # Start once the reactor runs: under twistd, startService is called
+        # before the reactor installs its signal handlers, and a lockfile
+        # must never exist while SIGTERM would still kill us uncleanly.
+        self.reactor.callWhenRunning(self._begin)
+
+    def _begin(self) -> None:
+        if not self.running:
+            return
         d = defer.ensureDeferred(self._start())
         d.addCallbacks(self._started, self._start_failed)
 

@@ -1,0 +1,82 @@
+"""
+`twistd -n samphub` as users run it: plugin discovery after a plain
+`pip install .`, signals, and refusing to start beside a live hub.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from tests.peers import hub_command, peer_env, running_hub
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_sigterm_clean_exit(tmp_path):
+    """STD-LOCKSEC-5, STD-SHUT-1: SIGTERM removes the lockfile and exits 0 (checked by running_hub)."""
+    with running_hub(tmp_path) as hub:
+        assert hub.lockfile.exists()
+        assert hub.url.startswith("http://127.0.0.1:")
+        assert (hub.lockfile.stat().st_mode & 0o077) == 0
+
+
+def test_sigint_clean_exit(tmp_path):
+    with running_hub(tmp_path) as hub:
+        hub.proc.send_signal(signal.SIGINT)
+        assert hub.proc.wait(timeout=15) == 0
+        assert not hub.lockfile.exists()
+
+
+def test_second_hub_refused(tmp_path):
+    """STD-LOCKSEC-2: one clear line and exit status 1 when a live hub owns the lockfile."""
+    with running_hub(tmp_path) as hub:
+        cmd = hub_command(hub.lockfile)
+        if "samphub" not in cmd:
+            pytest.skip("only meaningful for our hub")
+        done = subprocess.run(cmd, env=peer_env(hub.home, hub.lockfile), capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 1, done.stdout + done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert lines == [f"samphub: a SAMP hub is already running at {hub.url} "
+                         f"(lockfile {hub.lockfile})"]
+        assert "Traceback" not in done.stdout
+        assert hub.lockfile.exists()
+
+
+def test_bad_option_is_one_line(tmp_path):
+    cmd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+           "--pidfile=", "samphub", "--callback-timeout", "soon"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "--callback-timeout needs a number of seconds" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_plugin_found_after_plain_install(tmp_path):
+    """The plugin is packaged: a fresh venv with a plain `pip install .` lists samphub."""
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    build = tmp_path / "src"
+    build.mkdir()
+    # Build from a copy so no build artefacts land in the source tree.
+    for name in ("pyproject.toml", "setup.cfg", "README.md", "samptwist", "twisted"):
+        subprocess.run(["cp", "-r", str(ROOT / name), str(build)], check=True)
+    env = dict(os.environ, PIP_NO_INDEX="1", PYTHONNOUSERSITE="1")
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", str(build)],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stdout + install.stderr
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert (Path(site) / "twisted" / "plugins" / "samptwist_plugin.py").exists()
+    out = subprocess.run([str(python), "-c", "from twisted.scripts.twistd import run; run()",
+                          "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env=dict(env, PYTHONPATH=""))
+    assert "samphub" in out.stdout, out.stdout + out.stderr
