@@ -15,7 +15,6 @@ from typing import Dict, Mapping, Optional
 from urllib.parse import unquote, urlparse
 
 from ._log import Logger
-
 from .errors import LockfileError
 
 log = Logger()

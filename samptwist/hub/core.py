@@ -17,10 +17,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, succeed
 from twisted.internet.interfaces import IReactorTime
-from .._log import Logger
 from twisted.python.failure import Failure
 
 from .. import __version__
+from .._log import Logger
 from ..errors import SAMPHubError, SAMPValueError
 from ..mtype import check_mtype, check_subscriptions, subscription_for
 from ..types import check_map, check_string, decode_int
@@ -255,7 +255,9 @@ class Hub:
         self._add(client)
         self.stats.registrations += 1
         self.log.info(
-            "registered {client_id} ({profile} profile)", client_id=client.public_id, profile=profile
+            "registered {client_id} ({profile} profile)",
+            client_id=client.public_id,
+            profile=profile,
         )
         self._emit("register", client=client)
         self._hub_event(REGISTER, {"id": client.public_id})
@@ -494,8 +496,9 @@ class Hub:
         recipient.failures = 0
 
     def _failed(self, f: Failure, recipient: Client, what: str, message: Dict) -> str:
-        reason = f.value.reason if f.check(DeliveryFailed) else f.getErrorMessage()
-        if f.check(DeliveryFailed) and f.value.gone:
+        error = f.value if isinstance(f.value, DeliveryFailed) else None
+        reason = error.reason if error is not None else f.getErrorMessage()
+        if error is not None and error.gone:
             return reason
         self.stats.delivery_failures += 1
         self.log.warn(
@@ -506,7 +509,7 @@ class Hub:
             name=recipient.name,
             reason=reason,
         )
-        if f.check(DeliveryFailed) and f.value.unreachable and recipient.registered:
+        if error is not None and error.unreachable and recipient.registered:
             recipient.failures += 1
             if self.max_failures and recipient.failures >= self.max_failures:
                 self.eject(
@@ -688,7 +691,7 @@ class Hub:
         target = sender.target
         if pending.sender_gone or not sender.registered or target is None:
             return
-        d = target.receiveResponse(pending.recipient.public_id, pending.msg_tag, response)
+        d = target.receiveResponse(pending.recipient.public_id, pending.msg_tag or "", response)
         d.addCallbacks(
             lambda _: self._delivered(sender),
             lambda f: self._failed(f, sender, "response", {"samp.mtype": "(response)"}),

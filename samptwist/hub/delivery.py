@@ -15,9 +15,8 @@ from typing import Any, Deque, Dict, Optional, Tuple
 from urllib.parse import urlparse
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
-from twisted.internet.protocol import Protocol
 from twisted.internet.interfaces import IReactorTime
-from .._log import Logger
+from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
@@ -31,6 +30,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer
 from zope.interface import implementer
 
+from .._log import Logger
 from ..errors import SAMPValueError
 from .callbacks import DeliveryFailed, ICallbackTarget
 
@@ -98,7 +98,7 @@ class CallbackCaller:
             else (refused, timed out, HTTP error, not XML-RPC).
         """
         agent = self.agent if keepalive else self.oneshot_agent
-        d = agent.request(b"POST", url.encode("ascii"), _HEADERS, _Body(body))
+        d: Deferred[Any] = agent.request(b"POST", url.encode("ascii"), _HEADERS, _Body(body))
         persistent = [True]
 
         def got_response(response: Any) -> Deferred:
@@ -129,9 +129,9 @@ class CallbackCaller:
         if f.check(TimeoutError, CancelledError):
             raise DeliveryFailed(f"no answer within {self.timeout:g}s")
         if f.check(ResponseFailed):
-            reasons = "; ".join(r.getErrorMessage() for r in f.value.reasons)
+            reasons = "; ".join(r.getErrorMessage() for r in getattr(f.value, "reasons", []))
             raise DeliveryFailed(f"connection lost before the answer was complete ({reasons})")
-        raise DeliveryFailed(f.getErrorMessage() or f.type.__name__)
+        raise DeliveryFailed(f.getErrorMessage() or repr(f.value))
 
     def close(self) -> Deferred:
         """
@@ -147,19 +147,22 @@ class CallbackCaller:
 
 
 def _body_despite_close(f: Failure) -> bytes:
-    # Some clients (JSAMP's internal server among them) answer without a
-    # Content-Length and close the connection to end the body.
-    f.trap(PartialDownloadError)
-    if f.value.response is None or not f.check(PartialDownloadError):
-        return f  # type: ignore[return-value]
-    return f.value.response
+    # Some clients answer without a Content-Length and close the connection
+    # to end the body; that is a complete answer.
+    error = f.value
+    if isinstance(error, PartialDownloadError) and error.response is not None:
+        return error.response
+    f.raiseException()
+    raise AssertionError("unreachable")
 
 
 def _parse_answer(body: bytes) -> None:
     try:
         xmlrpc.client.loads(body)
     except xmlrpc.client.Fault as fault:
-        raise DeliveryFailed(f"client answered fault: {fault.faultString}", unreachable=False)
+        raise DeliveryFailed(
+            f"client answered fault: {fault.faultString}", unreachable=False
+        ) from None
     except Exception:
         raise DeliveryFailed("callback answer is not XML-RPC") from None
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict
 
 from twisted.internet.defer import Deferred, succeed
-from .._log import Logger
 from zope.interface import implementer
 
+from .._log import Logger
 from .callbacks import ICallbackTarget
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class HubClientTarget:
 
     log = Logger()
 
-    def __init__(self, hub: "Hub") -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
     def receiveNotification(self, senderId: str, message: Dict[str, Any]) -> Deferred:

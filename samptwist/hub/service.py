@@ -16,15 +16,13 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
-from .._log import Logger
+from twisted.logger import LogLevel
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from .. import __version__
-from .._log import get_level
-from twisted.logger import LogLevel
+from .._log import Logger, get_level
 from ..errors import HubAlreadyRunning, LockfileError
 from ..lockfile import (
     LockInfo,
@@ -218,7 +216,7 @@ class HubService(MultiService):
         d = defer.ensureDeferred(self._start())
         d.addCallbacks(self._started, self._start_failed)
 
-    async def _start(self) -> "HubService":
+    async def _start(self) -> HubService:
         endpoint = serverFromString(self.reactor, self.listen)
         self._port = await endpoint.listen(self.site)
         address = self._port.getHost()

@@ -9,9 +9,9 @@ import secrets
 from typing import Any, Callable, Dict, Tuple
 
 from twisted.internet.defer import Deferred
-from .._log import Logger
 from twisted.web import xmlrpc
 
+from .._log import Logger
 from ..errors import SAMPHubError
 from .core import Hub
 from .delivery import CallbackCaller, XmlRpcCallbackTarget, check_callback_url
@@ -94,7 +94,8 @@ class StandardProfile(xmlrpc.XMLRPC):
     def lookupProcedure(self, procedurePath: str) -> Callable[..., Any]:
         if not procedurePath.startswith(PREFIX) or procedurePath[len(PREFIX):] not in self._methods:
             raise xmlrpc.Fault(
-                self.NOT_FOUND, f"no such method {procedurePath!r:.100} in the SAMP Standard Profile"
+                self.NOT_FOUND,
+                f"no such method {procedurePath!r:.100} in the SAMP Standard Profile",
             )
         name = procedurePath[len(PREFIX):]
         method, low, high = self._methods[name]

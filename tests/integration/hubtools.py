@@ -80,7 +80,7 @@ class Participant:
         self.id = ""
 
     async def register(self, secret: str, callable: bool = True,
-                       subs: Optional[Dict[str, Any]] = None, name: str = "") -> "Participant":
+                       subs: Optional[Dict[str, Any]] = None, name: str = "") -> Participant:
         reg = await self.hub.callRemote("samp.hub.register", secret)
         self.key, self.id = reg["samp.private-key"], reg["samp.self-id"]
         if name:

@@ -9,7 +9,7 @@ import xmlrpc.client
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet import defer, reactor
+from twisted.internet import defer, error, reactor
 from twisted.web.xmlrpc import Fault
 
 from samptwist.errors import HubAlreadyRunning
@@ -227,5 +227,5 @@ async def test_shutdown_event_before_close(hub, clients):
     await hub.stopService()
     assert c.recorder.mtypes()[-1] == "samp.hub.event.shutdown"
     assert not hub.lockfile.exists()
-    with pytest.raises(Exception):
+    with pytest.raises(error.ConnectionRefusedError):
         await c.hub.callRemote("samp.hub.ping")

@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sigterm_clean_exit(tmp_path):
-    """STD-LOCKSEC-5, STD-SHUT-1: SIGTERM removes the lockfile and exits 0 (checked by running_hub)."""
+    """STD-LOCKSEC-5, STD-SHUT-1: SIGTERM removes the lockfile and exits 0.
+
+    (running_hub checks the exit status and the lockfile when it stops the hub.)
+    """
     with running_hub(tmp_path) as hub:
         assert hub.lockfile.exists()
         assert hub.url.startswith("http://127.0.0.1:")
@@ -70,10 +73,12 @@ def test_plugin_found_after_plain_install(tmp_path):
         subprocess.run(["cp", "-r", str(ROOT / name), str(build)], check=True)
     env = dict(os.environ, PIP_NO_INDEX="1", PYTHONNOUSERSITE="1")
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", str(build)],
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
+         str(build)],
         env=env, capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stdout + install.stderr
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run([str(python), "-c", purelib],
                           capture_output=True, text=True, check=True).stdout.strip()
     assert (Path(site) / "twisted" / "plugins" / "samptwist_plugin.py").exists()
     out = subprocess.run([str(python), "-c", "from twisted.scripts.twistd import run; run()",
