@@ -427,6 +427,11 @@ class SAMPClient:
         subs.update(self.handlers.subscriptions())
         return subs
 
+    def _builtin_mtypes(self) -> Any:
+        if self.tracker is not None:
+            return (PING, HUB_SHUTDOWN, HUB_DISCONNECT) + TRACKER_EVENTS
+        return (PING, HUB_SHUTDOWN, HUB_DISCONNECT)
+
     def declare_subscriptions(self) -> Deferred:
         """
         Declare L{subscriptions} now.
@@ -741,7 +746,9 @@ class SAMPClient:
         msg = Message(mtype, params, sender_id, msg_id, message)
         internal = self._internal(msg)
         entry = self.handlers.lookup(mtype)
-        if mtype == PING and (entry is None or entry.pattern != PING):
+        if mtype in self._builtin_mtypes() and (entry is None or entry.pattern != mtype):
+            # The library's exact subscription is more specific than a
+            # user's wildcard (CLI-CB-6): only an exact handler sees these.
             entry = None
             internal = True
         if entry is None:
