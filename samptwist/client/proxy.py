@@ -70,11 +70,22 @@ class TreqPoster:
         self.pool.retryAutomatically = False
         self.pool._factory = _QuietFactory
         self.http = HTTPClient(Agent(reactor, pool=self.pool, connectTimeout=connect_timeout))
+        oneshot = HTTPConnectionPool(reactor, persistent=False)
+        oneshot._factory = _QuietFactory
+        self._oneshot = HTTPClient(Agent(reactor, pool=oneshot, connectTimeout=connect_timeout))
+        #: Servers that speak HTTP/1.0 or close after each answer (Python's
+        #: xmlrpc.server, as in astropy's hub) get a fresh connection per call:
+        #: Twisted would otherwise pool connections those servers close.
+        self._no_keepalive: set = set()
 
     def post(self, url: str, body: bytes) -> Deferred:
-        d = self.http.post(url, data=body, headers=_HEADERS)
+        http = self._oneshot if url in self._no_keepalive else self.http
+        d = http.post(url, data=body, headers=_HEADERS)
 
         def got(response: Any) -> Deferred:
+            connection = response.headers.getRawHeaders(b"connection", [])
+            if response.version[1:] < (1, 1) or any(b"close" in v.lower() for v in connection):
+                self._no_keepalive.add(url)
             if response.code != 200:
                 d2 = treq.content(response)
                 d2.addCallback(

@@ -53,3 +53,14 @@ async def make_client(lockfile):
     yield make
     for client in clients:
         await client.disconnect()
+
+
+@pytest_twisted.async_yield_fixture(params=["samptwist", "astropy", "jsamp"])
+async def any_hub(request, lockfile, isolated_home):
+    """Each of the three hubs in turn, on a private lockfile."""
+    from .hubs import HUB_KINDS
+
+    hub = HUB_KINDS[request.param](lockfile, isolated_home)
+    await hub.start()
+    yield hub
+    await hub.stop()

@@ -1,0 +1,238 @@
+"""
+Sending data products: an astropy Table (as a temporary VOTable referenced by
+a C{file:} URL and deleted once the recipients answered), a FITS image or a
+spectrum, to one client by name or to every subscriber, reporting who
+accepted.  astropy is imported only when a table has to be written.
+
+The pyvo-named functions (L{send_table_to}, L{send_image_to},
+L{send_spectrum_to}, L{find_client_id}) take either a L{SAMPClient} (and
+return a L{Deferred}) or a blocking
+L{samptwist.client.blocking.SAMPIntegratedClient} (and block).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Union
+
+from twisted.internet.defer import Deferred, TimeoutError
+
+from ..errors import SAMPCallError
+from .connection import SAMPClient
+from .errors import BroadcastTimeout
+from .handlers import make_message
+
+TABLE_MTYPE = "table.load.votable"
+IMAGE_MTYPE = "image.load.fits"
+SPECTRUM_MTYPE = "spectrum.load.ssa-generic"
+
+
+async def _find(client: SAMPClient, name: str) -> str:
+    if client.tracker is not None:
+        found = client.tracker.find(name)
+        if found is not None:
+            return found
+    for client_id in await client.get_registered_clients():
+        metadata = await client.get_metadata(client_id)
+        if metadata.get("samp.name") == name:
+            return str(client_id)
+    raise KeyError(name)
+
+
+def find_client(client: SAMPClient, name: str) -> Deferred:
+    """
+    @return: a L{Deferred} firing with the id of the client whose
+        C{samp.name} is C{name}, or failing with C{KeyError}.
+    """
+    return Deferred.fromCoroutine(_find(client, name))
+
+
+async def _send(
+    client: SAMPClient,
+    mtype: str,
+    params: Dict[str, Any],
+    recipient: Optional[str],
+    timeout: float,
+) -> Dict[str, Any]:
+    message = make_message(mtype, params)
+    if recipient is not None:
+        if recipient not in (client.tracker.clients if client.tracker else {}):
+            try:
+                recipient = await _find(client, recipient)
+            except KeyError:
+                pass  # perhaps an id after all; the hub will say
+        try:
+            return {recipient: await client.call(recipient, message, timeout=timeout)}
+        except SAMPCallError as e:
+            return {recipient: e}
+        except TimeoutError as e:
+            return {recipient: e}
+    try:
+        return dict(await client.call_all(message, timeout=timeout))
+    except BroadcastTimeout as e:
+        results: Dict[str, Any] = dict(e.responses)
+        for missing in e.missing:
+            results[missing] = TimeoutError(f"{missing} did not answer within {timeout:g}s")
+        return results
+
+
+def send(
+    client: SAMPClient,
+    mtype: str,
+    params: Dict[str, Any],
+    recipient: Optional[str] = None,
+    timeout: float = 10.0,
+) -> Deferred:
+    """
+    Call C{recipient} (a client id or C{samp.name}), or every subscriber of
+    C{mtype} if C{None}.
+
+    @return: a L{Deferred} firing with recipient id to outcome: the
+        response map (accepted; C{samp.status} says how), a
+        L{SAMPCallError} (refused) or a L{TimeoutError} (no answer).
+    """
+    return Deferred.fromCoroutine(_send(client, mtype, params, recipient, timeout))
+
+
+@contextlib.contextmanager
+def votable_file(table: Any) -> Iterator[str]:
+    """
+    Write C{table} (an astropy Table or VOTableFile) to a temporary VOTable
+    file for the duration of the block.
+
+    @return: (as a context manager) its C{file:} URL.
+    """
+    handle, name = tempfile.mkstemp(prefix="samptwist-", suffix=".vot")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            if hasattr(table, "to_xml"):
+                table.to_xml(f)
+            else:
+                table.write(f, format="votable")
+        yield Path(name).as_uri()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+async def _send_table(
+    client: SAMPClient, table: Any, recipient: Optional[str], name: str, timeout: float
+) -> Dict[str, Any]:
+    if isinstance(table, (str, Path)):
+        url = table if "://" in str(table) else Path(table).absolute().as_uri()
+        return await _send(client, TABLE_MTYPE, {"url": url, "name": name}, recipient, timeout)
+    with votable_file(table) as url:
+        return await _send(client, TABLE_MTYPE, {"url": url, "name": name}, recipient, timeout)
+
+
+def send_table(
+    client: SAMPClient,
+    table: Any,
+    recipient: Optional[str] = None,
+    name: str = "data",
+    timeout: float = 10.0,
+) -> Deferred:
+    """
+    Send a table with C{table.load.votable}.  A Table is written to a
+    temporary VOTable, deleted once every recipient answered (or timed out);
+    a path or URL is sent as it is.
+
+    @return: a L{Deferred} firing as for L{send}.
+    """
+    return Deferred.fromCoroutine(_send_table(client, table, recipient, name, timeout))
+
+
+def _url(product: Union[str, Path]) -> str:
+    text = str(product)
+    return text if "://" in text else Path(text).absolute().as_uri()
+
+
+def send_image(client: SAMPClient, url: Union[str, Path], recipient: Optional[str] = None,
+               name: str = "data", timeout: float = 10.0) -> Deferred:
+    """
+    Send a FITS image (URL or path) with C{image.load.fits}.
+
+    @return: a L{Deferred} firing as for L{send}.
+    """
+    return send(client, IMAGE_MTYPE, {"url": _url(url), "name": name}, recipient, timeout)
+
+
+def send_spectrum(client: SAMPClient, url: Union[str, Path], recipient: Optional[str] = None,
+                  name: str = "data", timeout: float = 10.0) -> Deferred:
+    """
+    Send a spectrum (URL or path) with C{spectrum.load.ssa-generic}.
+
+    @return: a L{Deferred} firing as for L{send}.
+    """
+    return send(client, SPECTRUM_MTYPE, {"url": _url(url), "name": name}, recipient, timeout)
+
+
+# pyvo-named versions, for SAMPClient (Deferred) or the blocking facade.
+
+
+def _dispatch(conn: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    if isinstance(conn, SAMPClient):
+        return fn(conn, *args, **kwargs)
+    from .blocking import SAMPIntegratedClient
+
+    if isinstance(conn, SAMPIntegratedClient):
+        client = conn._c()
+        return conn._run(fn, client, *args, timeout=None, **kwargs)
+    raise TypeError(f"expected a SAMPClient or blocking SAMPIntegratedClient, not {conn!r:.60}")
+
+
+def find_client_id(conn: Any, name: str) -> Any:
+    """
+    The id of the client called C{name} (C{KeyError} if none).
+    """
+    return _dispatch(conn, find_client, name)
+
+
+def send_table_to(conn: Any, table: Any, client_name: Optional[str] = None,
+                  name: str = "data", timeout: float = 10.0) -> Any:
+    """
+    Send C{table} to the client named C{client_name}, or to every
+    C{table.load.votable} subscriber; see L{send_table}.
+    """
+    return _dispatch(conn, send_table, table, client_name, name, timeout)
+
+
+def send_image_to(conn: Any, url: Union[str, Path], client_name: Optional[str] = None,
+                  name: str = "data", timeout: float = 10.0) -> Any:
+    """
+    Send a FITS image; see L{send_image}.
+    """
+    return _dispatch(conn, send_image, url, client_name, name, timeout)
+
+
+def send_spectrum_to(conn: Any, url: Union[str, Path], client_name: Optional[str] = None,
+                     name: str = "data", timeout: float = 10.0) -> Any:
+    """
+    Send a spectrum; see L{send_spectrum}.
+    """
+    return _dispatch(conn, send_spectrum, url, client_name, name, timeout)
+
+
+@contextlib.contextmanager
+def connection(client_name: str = "samptwist client",
+               description: str = "A samptwist SAMP client",
+               **kwargs: Any) -> Iterator[Any]:
+    """
+    A blocking connection for the block, disconnected afterwards (as
+    pyvo.samp's C{connection}).
+
+    @return: (as a context manager) a connected blocking
+        C{SAMPIntegratedClient}.
+    """
+    from .blocking import SAMPIntegratedClient
+
+    connect_args = {k: kwargs.pop(k) for k in ("hub", "hub_params") if k in kwargs}
+    client = SAMPIntegratedClient(name=client_name, description=description, **kwargs)
+    client.connect(**connect_args)
+    try:
+        yield client
+    finally:
+        client.disconnect()
