@@ -37,5 +37,6 @@ class Logger(_Logger):
     """
 
     def emit(self, level: LogLevel, format: Any = None, **kwargs: Any) -> None:
-        if _ORDER.index(level) >= _threshold[0]:
+        # log_always marks announcements users rely on (the hub's ready line).
+        if _ORDER.index(level) >= _threshold[0] or kwargs.get("log_always"):
             super().emit(level, format, **kwargs)

@@ -14,6 +14,7 @@ from twisted.python import usage
 from ._log import Logger, set_level
 from .errors import HubAlreadyRunning, LockfileError
 from .hub.service import DEFAULT_LISTEN, HubService
+from .hub.web.consent import consent_from_spec
 from .lockfile import hub_lockfile_path
 
 DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
@@ -37,15 +38,25 @@ class Options(usage.Options):
         ["secret", None, None, "Fixed registration secret (for testing; default: random)."],
         ["log-level", None, "info", "Least important level logged: debug, info, warn, error."],
         ["web-listen", None, DEFAULT_WEB_LISTEN, "Endpoint of the Web Profile server."],
+        ["web-consent", None, "auto",
+         "Who decides on Web Profile registrations: prompt (ask on this terminal), deny, "
+         "origins:URL[,URL] (allow those page origins), allow-all (unsafe), or auto "
+         "(prompt if stdin is a terminal, else deny). See docs/web-profile.md."],
         ["callback-timeout", None, "30", "Seconds a client's callback may take to answer."],
         ["max-failures", None, "3",
          "Consecutive unreachable callbacks after which a client is ejected (0: never)."],
         ["shutdown-grace", None, "5",
          "Seconds to wait for clients to take the shutdown notification."],
+        ["max-request-size", None, "64M",
+         "Largest request body accepted, in bytes (suffixes K, M, G allowed)."],
     ]
     optFlags = [["no-web", None, "Do not run the Web Profile."]]
 
     def postOptions(self) -> None:
+        try:
+            consent_from_spec(self["web-consent"], None)
+        except ValueError as e:
+            raise usage.UsageError(f"--web-consent: {e}") from None
         level = self["log-level"].lower()
         if level == "warning":
             level = "warn"
@@ -60,6 +71,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} needs a number of seconds") from None
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be positive")
+        self["max-request-size"] = parse_size(self["max-request-size"], "--max-request-size")
         try:
             self["max-failures"] = int(self["max-failures"])
         except ValueError:
@@ -71,6 +83,26 @@ class Options(usage.Options):
                 raise usage.UsageError(str(e)) from None
         if self["secret"] is not None and not self["secret"].strip():
             raise usage.UsageError("--secret must not be empty")
+
+
+def parse_size(text: str, option: str) -> int:
+    """
+    @return: a byte count from C{text} such as C{"1048576"}, C{"512K"},
+        C{"64M"} or C{"1G"}.
+    @raise usage.UsageError: for anything else.
+    """
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    value = text.strip().upper().removesuffix("B")
+    scale = units.get(value[-1:], 1)
+    if scale != 1:
+        value = value[:-1]
+    try:
+        size = int(value) * scale
+    except ValueError:
+        raise usage.UsageError(f"{option} needs a size such as 1048576, 512K or 64M") from None
+    if size <= 0:
+        raise usage.UsageError(f"{option} must be positive")
+    return size
 
 
 def makeService(options: Any, reactor: Any = None) -> HubService:
@@ -90,6 +122,9 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
         callback_timeout=options["callback-timeout"],
         max_failures=options["max-failures"],
         shutdown_grace=options["shutdown-grace"],
+        web_listen=None if options["no-web"] else options["web-listen"],
+        web_consent=options["web-consent"],
+        max_request_size=options["max-request-size"],
     )
     service.ready.addErrback(_fatal, reactor)
     reactor.addSystemEventTrigger("after", "shutdown", _exit_normally, reactor)

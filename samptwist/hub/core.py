@@ -485,6 +485,13 @@ class Hub:
         target = recipient.target
         assert target is not None
         self.stats.notifications += 1
+        self.log.debug(
+            "notify {mtype} {sender} -> {recipient}: {params}",
+            mtype=message.get("samp.mtype"),
+            sender=sender.public_id,
+            recipient=recipient.public_id,
+            params=message.get("samp.params"),
+        )
         self._emit("notify", sender=sender, recipient=recipient, message=message)
         d = target.receiveNotification(sender.public_id, message)
         d.addCallbacks(
@@ -549,6 +556,14 @@ class Hub:
         target = pending.recipient.target
         assert target is not None
         self.stats.calls += 1
+        self.log.debug(
+            "call {mtype} {sender} -> {recipient} ({msg_id}): {params}",
+            mtype=message.get("samp.mtype"),
+            sender=pending.sender.public_id,
+            recipient=pending.recipient.public_id,
+            msg_id=pending.msg_id,
+            params=message.get("samp.params"),
+        )
         self._emit(
             "call",
             sender=pending.sender,
@@ -678,6 +693,12 @@ class Hub:
                 "(unknown msg-id, already answered, or timed out)"
             )
         self.stats.replies += 1
+        self.log.debug(
+            "reply {msg_id} from {recipient}: {response}",
+            msg_id=msg_id,
+            recipient=replier.public_id,
+            response=response,
+        )
         self._finish(pending, response)
 
     def _finish(self, pending: PendingCall, response: Dict[str, Any]) -> None:

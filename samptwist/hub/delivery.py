@@ -9,6 +9,8 @@ served as usual.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import xmlrpc.client
 from collections import deque
 from typing import Any, Deque, Dict, Optional, Tuple
@@ -37,10 +39,34 @@ from .callbacks import DeliveryFailed, ICallbackTarget
 _HEADERS = Headers({b"Content-Type": [b"text/xml"], b"User-Agent": [b"samptwist-hub"]})
 
 
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+_HOSTNAME = socket.gethostname().lower().rstrip(".")
+
+
+def is_local_host(host: str) -> bool:
+    """
+    @return: whether C{host} names this machine without a DNS look-up: a
+        loopback address, C{localhost}, or this machine's host name (alone or
+        as the first label of a fully qualified name, which is what astropy
+        and pyvo clients use when the network is up).
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    return (
+        host in _LOCAL_NAMES
+        or host.endswith(".localhost")
+        or (bool(_HOSTNAME) and (host == _HOSTNAME or host.startswith(_HOSTNAME + ".")))
+    )
+
+
 def check_callback_url(url: Any) -> str:
     """
-    @return: C{url}, if it is an absolute C{http:}/C{https:} URL.
-    @raise SAMPValueError: otherwise.
+    @return: C{url}, if it is an absolute C{http:}/C{https:} URL on this
+        machine (see L{is_local_host}).
+    @raise SAMPValueError: otherwise: the hub calls back only local clients.
     """
     if not isinstance(url, str):
         raise SAMPValueError("callback URL must be a string")
@@ -51,6 +77,11 @@ def check_callback_url(url: Any) -> str:
         raise SAMPValueError(f"malformed callback URL {url!r:.80}") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise SAMPValueError(f"callback URL {url!r:.80} is not an absolute http URL")
+    if not is_local_host(parsed.hostname):
+        raise SAMPValueError(
+            f"callback URL {url!r:.80} is not on this machine: the hub only calls back "
+            "loopback addresses, localhost or this host's own name"
+        )
     return url
 
 

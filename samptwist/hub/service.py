@@ -10,7 +10,7 @@ import datetime
 import os
 import xmlrpc.client
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -35,6 +35,7 @@ from ..lockfile import (
 )
 from .core import Hub
 from .delivery import CallbackCaller, _Body
+from .httpguard import DEFAULT_MAX_REQUEST, LimitedRequest
 from .pages import HubRoot
 from .standard import StandardProfile
 
@@ -74,6 +75,8 @@ class QuietSite(Site):
     displayTracebacks = False
     noisy = False
     log_ = Logger()
+    requestFactory = LimitedRequest
+    max_request_size: Optional[int] = DEFAULT_MAX_REQUEST
 
     def log(self, request: Any) -> None:
         if get_level() == LogLevel.debug:
@@ -182,7 +185,18 @@ class HubService(MultiService):
         callback_timeout: float = 30.0,
         max_failures: int = 3,
         shutdown_grace: float = 5.0,
+        max_request_size: Optional[int] = DEFAULT_MAX_REQUEST,
+        web_listen: Optional[str] = None,
+        web_consent: Any = None,
+        web_options: Optional[Dict[str, Any]] = None,
     ) -> None:
+        """
+        @param web_listen: endpoint of the Web Profile (e.g.
+            C{tcp:21012:interface=127.0.0.1}); C{None}: no Web Profile.
+        @param web_consent: an L{IConsentPolicy} or C{--web-consent} string
+            (C{None}: C{auto}).
+        @param web_options: further L{WebProfileService} keyword arguments.
+        """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor  # type: ignore[no-redef]
@@ -197,8 +211,17 @@ class HubService(MultiService):
         self.root = HubRoot(self.hub)
         self.root.putChild(b"xmlrpc", self.standard)
         self.site = QuietSite(self.root)
+        self.site.max_request_size = max_request_size
         self.lock_service = LockfileService(reactor, self.lockfile, self.secret)
         self.lock_service.setServiceParent(self)
+        self.web: Optional[Any] = None
+        if web_listen is not None:
+            from .web.service import WebProfileService
+
+            self.web = WebProfileService(
+                self.hub, reactor, listen=web_listen, consent=web_consent, **(web_options or {})
+            )
+            self.web.setServiceParent(self)
         self.url: Optional[str] = None
         self.ready: Deferred = Deferred()
         self._port: Any = None
@@ -241,6 +264,7 @@ class HubService(MultiService):
             url=self.url,
             lockfile=self.lockfile,
             hint="" if default else f"; clients need SAMP_HUB=std-lockurl:{self.lockfile.as_uri()}",
+            log_always=True,
         )
         self.ready.callback(self)
 

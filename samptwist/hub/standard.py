@@ -9,12 +9,13 @@ import secrets
 from typing import Any, Callable, Dict, Tuple
 
 from twisted.internet.defer import Deferred
-from twisted.web import xmlrpc
+from twisted.web import server, xmlrpc
 
 from .._log import Logger
 from ..errors import SAMPHubError
 from .core import Hub
 from .delivery import CallbackCaller, XmlRpcCallbackTarget, check_callback_url
+from .httpguard import reject_unsafe_xml
 
 PREFIX = "samp.hub."
 
@@ -90,6 +91,11 @@ class StandardProfile(xmlrpc.XMLRPC):
         self.hub.set_callback(private_key, target)
         client.info["callback"] = url
         return ""
+
+    def render_POST(self, request: Any) -> Any:
+        if reject_unsafe_xml(self, request):
+            return server.NOT_DONE_YET
+        return super().render_POST(request)
 
     def lookupProcedure(self, procedurePath: str) -> Callable[..., Any]:
         if not procedurePath.startswith(PREFIX) or procedurePath[len(PREFIX):] not in self._methods:

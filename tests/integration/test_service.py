@@ -9,7 +9,7 @@ import xmlrpc.client
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet import defer, error, reactor
+from twisted.internet import error, reactor
 from twisted.web.xmlrpc import Fault
 
 from samptwist.errors import HubAlreadyRunning
@@ -17,28 +17,6 @@ from samptwist.hub.service import HubService
 from samptwist.lockfile import LockInfo, create_exclusive, read_lockfile
 
 from .hubtools import Participant, deferLater, start_hub
-
-
-@pytest.fixture
-def hub(tmp_path):
-    service = pytest_twisted.blockon(defer.ensureDeferred(start_hub(tmp_path, callback_timeout=3)))
-    yield service
-    if service.running:
-        pytest_twisted.blockon(defer.maybeDeferred(service.stopService))
-
-
-@pytest.fixture
-def clients(hub):
-    made = []
-
-    async def make(**kw):
-        c = await Participant(hub.url).register(hub.secret, **kw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        pytest_twisted.blockon(defer.ensureDeferred(c.close()))
 
 
 async def fault_of(d):

@@ -1,0 +1,109 @@
+"""
+HTTP-level protections shared by the hub's sites: a request body size limit
+(answered with 413 before the body is buffered) and checks that refuse
+XML-RPC bodies with DTDs or entity declarations (entity-expansion bombs,
+external entities) and non-XML content types.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Optional
+
+from twisted.web import server, xmlrpc
+
+from .._log import Logger
+
+#: Default limit on one request body: room for a 10 MB message and more.
+DEFAULT_MAX_REQUEST = 64 * 1024 * 1024
+
+log = Logger()
+
+
+class LimitedRequest(server.Request):
+    """
+    A request whose body may not exceed the site's C{max_request_size}.
+
+    A larger body (announced by Content-Length or discovered while chunks
+    arrive) is answered at once with C{413 Payload Too Large} and the
+    connection is closed; nothing more of it is stored or processed.
+    """
+
+    _refused = False
+    _received = 0
+
+    def _limit(self) -> Optional[int]:
+        return getattr(getattr(self.channel, "site", None), "max_request_size", None)
+
+    def gotLength(self, length: Optional[int]) -> None:
+        limit = self._limit()
+        if limit is not None and length is not None and length > limit:
+            self.content = io.BytesIO()
+            self._refuse(limit)
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        limit = self._limit()
+        if limit is not None and self._received > limit:
+            self._refuse(limit)
+            return
+        super().handleContentChunk(data)
+
+    def _refuse(self, limit: int) -> None:
+        self._refused = True
+        peer = self.getClientAddress()
+        log.warn(
+            "refused a request body over {limit} bytes from {peer}",
+            limit=limit,
+            peer=getattr(peer, "host", "?"),
+        )
+        body = f"request body exceeds the hub's limit of {limit} bytes\n".encode()
+        transport = self.channel.transport
+        if transport is not None:
+            transport.write(
+                b"HTTP/1.1 413 Payload Too Large\r\n"
+                b"Content-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+        self.channel.loseConnection()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)
+
+
+def reject_unsafe_xml(resource: xmlrpc.XMLRPC, request: Any) -> bool:
+    """
+    Answer (and log) a request that no XML-RPC server should parse: a
+    non-XML content type (415) or a body with a DTD or entity declaration
+    (an XML-RPC fault).
+
+    @return: C{True} if the request was answered and must not be processed.
+    """
+    content_type = request.getHeader(b"content-type")
+    if content_type is not None and b"xml" not in content_type.lower():
+        log.warn("refused a non-XML request ({ctype})", ctype=content_type[:60])
+        request.setResponseCode(415)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.write(b"XML-RPC requests must be sent as text/xml\n")
+        request.finish()
+        return True
+    request.content.seek(0, 0)
+    body = request.content.read()
+    request.content.seek(0, 0)
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        log.warn("refused an XML-RPC request containing a DTD or entity declaration")
+        resource._cbRender(
+            xmlrpc.Fault(
+                resource.FAILURE, "XML-RPC requests may not contain DTDs or entity declarations"
+            ),
+            request,
+        )
+        return True
+    return False
