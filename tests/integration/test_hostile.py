@@ -8,9 +8,6 @@ import xmlrpc.client
 import pytest
 import pytest_twisted
 import treq
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from twisted.internet import defer
 from twisted.web.xmlrpc import Fault
 
 from samptwist.hub.service import HubService
