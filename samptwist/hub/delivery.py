@@ -150,9 +150,12 @@ class CallbackCaller:
         d.addCallback(got_response)
         d.addCallback(_parse_answer)
         d.addCallback(lambda _: persistent[0])
-        d.addTimeout(self.timeout, self.reactor)
+        d.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timed_out)
         d.addErrback(self._translate)
         return d
+
+    def _timed_out(self, result: Any, timeout: float) -> Failure:
+        return Failure(DeliveryFailed(f"no answer within {timeout:g}s"))
 
     def _translate(self, f: Failure) -> None:
         if f.check(DeliveryFailed):
