@@ -42,7 +42,7 @@ async def bad_client(hub, proto, subs):
 @pytest.mark.parametrize("proto", [Garbage, Hangup])
 @pytest_twisted.ensureDeferred
 async def test_broken_callbacks(hub, clients, proto):
-    """Callers get timely samp.error; others see no delay; after 3 failures the client is ejected."""
+    """Callers get a timely samp.error; others see no delay; 3 failures eject the client."""
     bad, port = await bad_client(hub, proto, {"a.b": {}})
     good = await clients(subs={"a.b": {}, "samp.hub.event.unregister": {}})
     sender = await clients()
