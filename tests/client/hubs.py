@@ -16,7 +16,9 @@ import peers
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.threads import deferToThread
 
+from samptwist.client.proxy import HubProxy
 from samptwist.hub.service import HubService
+from samptwist.lockfile import read_lockfile
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -93,6 +95,28 @@ def child_env(home: Path, lockfile: Path) -> dict:
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+async def wait_for_hub(lockfile: Path, timeout: float = START_TIMEOUT) -> None:
+    """
+    JSAMP writes its lockfile a moment before it accepts registrations
+    ("Hub not running"): wait, bounded, until a register/unregister works.
+    """
+    info = read_lockfile(lockfile)
+    proxy = HubProxy(info.url, reactor, timeout=5.0)
+    deadline = reactor.seconds() + timeout
+    try:
+        while True:
+            try:
+                reg = await proxy.call("register", info.secret)
+                await proxy.call("unregister", reg["samp.private-key"])
+                return
+            except Exception:
+                if reactor.seconds() > deadline:
+                    raise
+            await task.deferLater(reactor, 0.05, lambda: None)
+    finally:
+        await proxy.close()
 
 
 class RunningHub:
@@ -172,6 +196,7 @@ class JsampHub(RunningHub):
         # The file may appear before its content is complete.
         await wait_until(lambda: "samp.hub.xmlrpc.url" in self.lockfile.read_text(),
                          START_TIMEOUT, "complete jsamp lockfile")
+        await wait_for_hub(self.lockfile)
 
     async def stop(self) -> None:
         if self.proc is not None:
