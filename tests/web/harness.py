@@ -109,7 +109,9 @@ class Web:
 
     # -- XML-RPC -------------------------------------------------------------
 
-    def call_d(self, method: str, *args: Any, origin: Optional[str] = ORIGIN, **kw: Any) -> Deferred:
+    def call_d(
+        self, method: str, *args: Any, origin: Optional[str] = ORIGIN, **kw: Any
+    ) -> Deferred:
         """
         @return: a Deferred firing with the result, or failing with
             L{xmlrpc.client.Fault}.
@@ -144,7 +146,9 @@ class Web:
 
     # -- clients -------------------------------------------------------------
 
-    def register(self, name: str = "page", callable: bool = True, subs: Any = None) -> Dict[str, str]:
+    def register(
+        self, name: str = "page", callable: bool = True, subs: Any = None
+    ) -> Dict[str, str]:
         reg = self.call("register", {"samp.name": name})
         key = reg["samp.private-key"]
         self.call("declareMetadata", key, {"samp.name": name})

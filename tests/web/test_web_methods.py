@@ -102,7 +102,8 @@ def test_web_replies_to_standard_call(web):
     std, rec = web.standard()
     reg = web.register(subs={"samp.app.ping": {}})
     key = reg["samp.private-key"]
-    msg_id = web.hub.call(std.private_key, reg["samp.self-id"], "t", {"samp.mtype": "samp.app.ping"})
+    ping = {"samp.mtype": "samp.app.ping"}
+    msg_id = web.hub.call(std.private_key, reg["samp.self-id"], "t", ping)
     (callback,) = web.pull(key)
     assert callback["samp.methodName"] == "receiveCall"
     assert callback["samp.params"][1] == msg_id

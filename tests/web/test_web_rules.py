@@ -9,6 +9,7 @@ from treq.testing import RequestTraversalAgent
 from twisted.web.resource import Resource
 from twisted.web.util import Redirect
 
+from samptwist.errors import SAMPHubError
 from samptwist.hub.web.restrict import MessageRestriction
 from samptwist.hub.web.urls import is_local_host
 
@@ -270,7 +271,7 @@ def test_parked_poll_keeps_client_alive():
     assert now(d) == []
     assert web.hub.client_by_id(reg["samp.self-id"]).registered
     web.clock.advance(60)
-    with pytest.raises(Exception):
+    with pytest.raises(SAMPHubError):
         web.hub.client_by_id(reg["samp.self-id"])
 
 
