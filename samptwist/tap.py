@@ -47,6 +47,11 @@ class Options(usage.Options):
          "Consecutive unreachable callbacks after which a client is ejected (0: never)."],
         ["shutdown-grace", None, "5",
          "Seconds to wait for clients to take the shutdown notification."],
+        ["label", None, "", "Human-readable hub name, written to the lockfile as hub.label."],
+        ["hub-timeout", None, "0",
+         "Stop the hub after this many seconds without client activity (0: never)."],
+        ["client-timeout", None, "0",
+         "Unregister clients silent for this many seconds (0: never)."],
         ["max-request-size", None, "64M",
          "Largest request body accepted, in bytes (suffixes K, M, G allowed)."],
     ]
@@ -64,6 +69,13 @@ class Options(usage.Options):
             self["log-level"] = LogLevel.levelWithName(level)
         except Exception:
             raise usage.UsageError(f"unknown --log-level {self['log-level']!r}") from None
+        for name in ("hub-timeout", "client-timeout"):
+            try:
+                self[name] = float(self[name])
+            except ValueError:
+                raise usage.UsageError(f"--{name} needs a number of seconds") from None
+            if self[name] < 0:
+                raise usage.UsageError(f"--{name} must not be negative")
         for name in ("callback-timeout", "shutdown-grace"):
             try:
                 self[name] = float(self[name])
@@ -125,10 +137,24 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
         web_listen=None if options["no-web"] else options["web-listen"],
         web_consent=options["web-consent"],
         max_request_size=options["max-request-size"],
+        label=options["label"],
+        hub_timeout=options["hub-timeout"],
+        client_timeout=options["client-timeout"],
     )
     service.ready.addErrback(_fatal, reactor)
+    service.stopped.addCallback(lambda _: _stop_reactor(reactor))
     reactor.addSystemEventTrigger("after", "shutdown", _exit_normally, reactor)
     return service
+
+
+def _stop_reactor(reactor: Any) -> None:
+    # The hub stopped by itself (--hub-timeout): end the process too.
+    from twisted.internet.error import ReactorNotRunning
+
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass
 
 
 def _exit_normally(reactor: Any) -> None:

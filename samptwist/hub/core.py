@@ -73,6 +73,7 @@ class Client:
     failures: int = 0
     info: Dict[str, str] = field(default_factory=dict)
     registered: bool = True
+    last_seen: float = 0.0
 
     @property
     def name(self) -> str:
@@ -142,6 +143,8 @@ class Hub:
         self.max_pending_per_client = max_pending_per_client
         self.stats = HubStats()
         self.started = reactor.seconds()
+        #: when a client last made a hub call (for inactivity time-outs)
+        self.last_activity = self.started
         self.running = True
         self._last_id = 0
         self._clients: Dict[str, Client] = {}
@@ -204,6 +207,7 @@ class Hub:
                     private_key.encode("utf-8", "surrogatepass"),
                 )
             ):
+                client.last_seen = self.last_activity = self.reactor.seconds()
                 return client
         raise SAMPHubError("unknown or expired private key (register first)", code=5)
 
@@ -252,6 +256,7 @@ class Hub:
             raise SAMPHubError("the hub is shutting down")
         self._last_id += 1
         client = Client(f"c{self._last_id}", self._new_key(), profile, info=dict(info or {}))
+        client.last_seen = self.last_activity = self.reactor.seconds()
         self._add(client)
         self.stats.registrations += 1
         self.log.info(

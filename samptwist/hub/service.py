@@ -33,6 +33,7 @@ from ..lockfile import (
     remove_if_own,
     replace_if_unchanged,
 )
+from .activity import ActivityMonitor
 from .core import Hub
 from .delivery import CallbackCaller, _Body
 from .httpguard import DEFAULT_MAX_REQUEST, LimitedRequest
@@ -97,6 +98,8 @@ class LockfileService(Service):
         self.path = Path(path)
         self.secret = secret
         self.owned = False
+        #: further lockfile keys (e.g. hub.label)
+        self.extra: Dict[str, str] = {}
 
     @inlineCallbacks
     def acquire(self, url: str) -> Any:
@@ -118,6 +121,7 @@ class LockfileService(Service):
                 "hub.start.date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                     timespec="seconds"
                 ),
+                **self.extra,
             },
         )
         for _ in range(5):
@@ -189,8 +193,17 @@ class HubService(MultiService):
         web_listen: Optional[str] = None,
         web_consent: Any = None,
         web_options: Optional[Dict[str, Any]] = None,
+        label: str = "",
+        hub_timeout: float = 0,
+        client_timeout: float = 0,
     ) -> None:
         """
+        @param label: a human-readable name, written to the lockfile as
+            C{hub.label}.
+        @param hub_timeout: stop the hub after this many seconds without any
+            client call (0: never).
+        @param client_timeout: unregister clients that make no hub call for
+            this many seconds (0: never).
         @param web_listen: endpoint of the Web Profile (e.g.
             C{tcp:21012:interface=127.0.0.1}); C{None}: no Web Profile.
         @param web_consent: an L{IConsentPolicy} or C{--web-consent} string
@@ -213,7 +226,15 @@ class HubService(MultiService):
         self.site = QuietSite(self.root)
         self.site.max_request_size = max_request_size
         self.lock_service = LockfileService(reactor, self.lockfile, self.secret)
+        if label:
+            self.lock_service.extra["hub.label"] = label
         self.lock_service.setServiceParent(self)
+        self.activity = ActivityMonitor(
+            self.hub, hub_timeout, client_timeout, on_hub_timeout=self._idle
+        )
+        self.activity.setServiceParent(self)
+        #: fires once the hub has stopped (after stopService completed)
+        self.stopped: Deferred = Deferred()
         self.web: Optional[Any] = None
         if web_listen is not None:
             from .web.service import WebProfileService
@@ -275,8 +296,14 @@ class HubService(MultiService):
         self.hub.running = False
         self.ready.errback(failure)
 
+    def _idle(self) -> None:
+        if self.running:
+            self.stopService()
+
     @inlineCallbacks
     def stopService(self) -> Any:
+        if self.stopped.called:
+            return
         yield self.hub.shutdown(self.shutdown_grace)
         if self._port is not None:
             port, self._port = self._port, None
@@ -284,3 +311,5 @@ class HubService(MultiService):
         yield MultiService.stopService(self)
         yield self.caller.close()
         self.log.info("hub stopped")
+        if not self.stopped.called:
+            self.stopped.callback(None)
