@@ -107,8 +107,9 @@ def start_hub(
         (C{callback_timeout}, C{max_failures}, C{shutdown_grace}, C{label},
         C{hub_timeout}, C{client_timeout}, C{max_request_size}).
     @return: a L{Deferred} firing with a L{RunningHub} once the lockfile is
-        written (the hub also stops cleanly when the reactor stops), or failing with L{samptwist.errors.HubAlreadyRunning} if a
-        live hub owns the lockfile (or with the listening error).
+        written (the hub also stops cleanly when the reactor stops), or
+        failing with L{samptwist.errors.HubAlreadyRunning} if a live hub owns
+        the lockfile (or with the listening error).
     """
     if reactor is None:
         from twisted.internet import reactor  # type: ignore[no-redef]
