@@ -13,12 +13,12 @@ import ipaddress
 import socket
 import xmlrpc.client
 from collections import deque
-from typing import Any, Deque, Dict, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
@@ -103,6 +103,11 @@ class CallbackCaller:
         self.reactor = reactor
         self.timeout = timeout
         self.max_response = max_response
+        self._idle: Dict[Tuple[str, int], List[_CallbackHTTP]] = {}
+        self._connections: set = set()
+        self._encoded: Dict[tuple, Tuple[tuple, bytes]] = {}
+        self._encoded_bytes = 0
+        self.direct = agent is None
         if agent is None:
             self.pool: Optional[HTTPConnectionPool] = HTTPConnectionPool(reactor, persistent=True)
             self.pool.maxPersistentPerHost = 2
@@ -128,6 +133,8 @@ class CallbackCaller:
             C{unreachable=False} for an XML-RPC fault, C{True} for anything
             else (refused, timed out, HTTP error, not XML-RPC).
         """
+        if self.direct and url.startswith("http:"):
+            return self._direct(url, body, keepalive)
         agent = self.agent if keepalive else self.oneshot_agent
         d: Deferred[Any] = agent.request(b"POST", url.encode("ascii"), _HEADERS, _Body(body))
         persistent = [True]
@@ -157,6 +164,91 @@ class CallbackCaller:
     def _timed_out(self, result: Any, timeout: float) -> Failure:
         return Failure(DeliveryFailed(f"no answer within {timeout:g}s"))
 
+    # -- the direct HTTP/1.1 client --------------------------------------
+    #
+    # Twisted's Agent costs more CPU per request than everything else a
+    # delivery does (Headers objects, Deferred chains, a pool keyed per
+    # request).  Callbacks need far less: one POST at a time per recipient
+    # on a persistent connection, a status line, Content-Length or close.
+
+    def _direct(self, url: str, body: bytes, keepalive: bool) -> Deferred:
+        parsed = urlparse(url)
+        host = parsed.hostname or "127.0.0.1"
+        port = parsed.port or 80
+        path = (parsed.path or "/") + ("?" + parsed.query if parsed.query else "")
+        netloc = parsed.netloc.rpartition("@")[2]
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\nContent-Type: text/xml\r\n"
+            f"User-Agent: samptwist-hub\r\nContent-Length: {len(body)}\r\n"
+            + ("" if keepalive else "Connection: close\r\n")
+            + "\r\n"
+        ).encode("latin-1")
+        exchange = _Exchange(self, (host, port), head, body, keepalive)
+        exchange.start()
+        return exchange.deferred
+
+    def _take_idle(self, key: Tuple[str, int]) -> Optional[_CallbackHTTP]:
+        idle = self._idle.get(key)
+        while idle:
+            proto = idle.pop()
+            if proto.transport is not None and proto.alive:
+                return proto
+        return None
+
+    def _release(self, key: Tuple[str, int], proto: _CallbackHTTP) -> None:
+        idle = self._idle.setdefault(key, [])
+        if len(idle) >= _MAX_IDLE_PER_HOST:
+            proto.transport.loseConnection()
+        else:
+            proto.exchange = None
+            idle.append(proto)
+
+    def _forget(self, key: Tuple[str, int], proto: _CallbackHTTP) -> None:
+        self._connections.discard(proto)
+        idle = self._idle.get(key)
+        if idle and proto in idle:
+            idle.remove(proto)
+            if not idle:
+                del self._idle[key]
+
+    def encode(self, method: str, private_key: str, args: tuple) -> bytes:
+        """
+        @return: the XML-RPC request C{method(private_key, *args)}.
+
+        The arguments after the key are serialised once and reused while the
+        same objects are passed again: a notifyAll or hub event to N
+        recipients marshals its message once, not N times.
+        """
+        # Keyed by identity; the entry holds the objects, so an id cannot be
+        # reused while it is cached.
+        cache_key = (method,) + tuple(id(a) for a in args)
+        cached = self._encoded.get(cache_key)
+        if cached is not None:
+            tail = cached[1]
+        else:
+            tail = xmlrpc.client.Marshaller("utf-8", allow_none=False).dumps(args).encode(
+                "utf-8"
+            )
+            # Marshaller.dumps gives "<params>\n<param>...</param>\n...</params>\n"
+            tail = tail[len(b"<params>\n"):]
+            self._encoded[cache_key] = (args, tail)
+            self._encoded_bytes += len(tail)
+            while len(self._encoded) > 1 and (
+                len(self._encoded) > _ENCODED_ENTRIES or self._encoded_bytes > _ENCODED_BYTES
+            ):
+                oldest = next(iter(self._encoded))
+                self._encoded_bytes -= len(self._encoded.pop(oldest)[1])
+        key = xmlrpc.client.escape(private_key).encode("utf-8")
+        return b"".join((
+            b"<?xml version='1.0' encoding='utf-8'?>\n<methodCall>\n<methodName>",
+            xmlrpc.client.escape(method).encode("utf-8"),
+            b"</methodName>\n<params>\n<param>\n<value><string>",
+            key,
+            b"</string></value>\n</param>\n",
+            tail,
+            b"</methodCall>\n",
+        ))
+
     def _translate(self, f: Failure) -> None:
         if f.check(DeliveryFailed):
             f.raiseException()
@@ -173,6 +265,10 @@ class CallbackCaller:
 
         @return: a L{Deferred} firing when they are closed.
         """
+        for proto in list(self._connections):
+            if proto.transport is not None:
+                proto.transport.loseConnection()
+        self._idle.clear()
         if self.pool is None:
             d: Deferred = Deferred()
             d.callback(None)
@@ -201,6 +297,275 @@ def _parse_answer(body: bytes) -> None:
         raise DeliveryFailed("callback answer is not XML-RPC") from None
 
 
+
+
+_MAX_IDLE_PER_HOST = 256
+_MAX_HEAD = 64 * 1024
+_ENCODED_ENTRIES = 16
+_ENCODED_BYTES = 32 << 20
+
+
+class _Exchange:
+    """
+    One callback POST on the direct client: finds or opens a connection,
+    bounds the whole exchange by the caller's time-out, and fires
+    L{deferred} like L{CallbackCaller.call}.
+    """
+
+    def __init__(
+        self,
+        caller: CallbackCaller,
+        key: Tuple[str, int],
+        head: bytes,
+        body: bytes,
+        keepalive: bool,
+    ) -> None:
+        self.caller = caller
+        self.key = key
+        self.head = head
+        self.body = body
+        self.keepalive = keepalive
+        self.deferred: Deferred = Deferred()
+        self.proto: Optional[_CallbackHTTP] = None
+        self.connector: Any = None
+        self.retried = False
+        self.timer: Optional[IDelayedCall] = None
+
+    def start(self) -> None:
+        caller = self.caller
+        self.timer = caller.reactor.callLater(caller.timeout, self._timed_out)
+        proto = caller._take_idle(self.key) if self.keepalive else None
+        if proto is not None:
+            proto.send(self, reused=True)
+        else:
+            self.connect()
+
+    def connect(self) -> None:
+        caller = self.caller
+        self.connector = caller.reactor.connectTCP(  # type: ignore[attr-defined]
+            self.key[0], self.key[1], _CallbackHTTPFactory(self), timeout=caller.timeout
+        )
+
+    def retry(self) -> None:
+        # A pooled connection the client had closed: try once on a new one.
+        self.retried = True
+        self.proto = None
+        self.connect()
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        proto, self.proto = self.proto, None
+        self.fail(DeliveryFailed(f"no answer within {self.caller.timeout:g}s"))
+        if proto is not None:
+            proto.exchange = None
+            if proto.transport is not None:
+                proto.transport.abortConnection()  # type: ignore[attr-defined]
+        elif self.connector is not None:
+            self.connector.stopConnecting()
+
+    def fail(self, error: Exception) -> None:
+        if self.deferred.called:
+            return
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+        self.deferred.errback(error)
+
+    def done(self, code: int, body: bytes, persistent: bool) -> None:
+        if self.deferred.called:
+            return
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+        if code != 200:
+            self.deferred.errback(DeliveryFailed(f"callback answered HTTP {code}"))
+            return
+        try:
+            _parse_answer(body)
+        except DeliveryFailed as e:
+            self.deferred.errback(e)
+            return
+        self.deferred.callback(persistent)
+
+
+class _CallbackHTTPFactory(ClientFactory):
+    noisy = False
+
+    def __init__(self, exchange: _Exchange) -> None:
+        self.exchange = exchange
+
+    def buildProtocol(self, addr: Any) -> _CallbackHTTP:
+        return _CallbackHTTP(self.exchange)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.exchange.fail(DeliveryFailed(reason.getErrorMessage() or "connection failed"))
+
+
+class _CallbackHTTP(Protocol):
+    """
+    A minimal HTTP/1.1 client connection: one request at a time; answers
+    delimited by Content-Length, chunked encoding or the end of the
+    connection (JSAMP's HTTP/1.0 server).
+    """
+
+    def __init__(self, exchange: _Exchange) -> None:
+        self.caller = exchange.caller
+        self.key = exchange.key
+        self.exchange: Optional[_Exchange] = exchange
+        self.alive = True
+        self._reset(False)
+
+    def _reset(self, reused: bool) -> None:
+        self.reused = reused
+        self.buf = b""
+        self.code = 0
+        self.version = b""
+        self.length: Optional[int] = None
+        self.chunked = False
+        self.persistent = False
+        self.in_body = False
+        self.got_bytes = False
+
+    def connectionMade(self) -> None:
+        self.caller._connections.add(self)
+        try:
+            self.transport.setTcpNoDelay(True)  # type: ignore[union-attr]
+        except Exception:
+            pass
+        exchange, self.exchange = self.exchange, None
+        if exchange is None or exchange.deferred.called:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self.send(exchange, reused=False)
+
+    def send(self, exchange: _Exchange, reused: bool) -> None:
+        self.exchange = exchange
+        exchange.proto = self
+        self._reset(reused)
+        self.transport.writeSequence([exchange.head, exchange.body])  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.exchange is None:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self.got_bytes = True
+        self.buf += data
+        if not self.in_body:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > _MAX_HEAD:
+                    self._abort(DeliveryFailed("callback answer has an oversized header"))
+                return
+            if not self._head(self.buf[:end]):
+                return
+            self.buf = self.buf[end + 4:]
+            self.in_body = True
+        self._body()
+
+    def _head(self, head: bytes) -> bool:
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(None, 2)
+        try:
+            self.version, self.code = parts[0], int(parts[1])
+        except (IndexError, ValueError):
+            self._abort(DeliveryFailed("callback answer is not HTTP"))
+            return False
+        connection = b""
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                try:
+                    self.length = int(value)
+                except ValueError:
+                    self._abort(DeliveryFailed("callback answer has a bad Content-Length"))
+                    return False
+            elif name == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                connection = value.lower()
+        if self.chunked:
+            self.length = None
+        if self.length is not None and self.length > self.caller.max_response:
+            self._abort(DeliveryFailed("callback answer too large"))
+            return False
+        assert self.exchange is not None
+        self.persistent = (
+            self.exchange.keepalive
+            and self.version == b"HTTP/1.1"
+            and b"close" not in connection
+            and (self.length is not None or self.chunked)
+        )
+        return True
+
+    def _body(self) -> None:
+        if len(self.buf) > self.caller.max_response + _MAX_HEAD:
+            self._abort(DeliveryFailed("callback answer too large"))
+            return
+        if self.chunked:
+            body = _dechunk(self.buf)
+            if body is not None:
+                self._complete(body)
+        elif self.length is not None and len(self.buf) >= self.length:
+            self._complete(self.buf[: self.length])
+
+    def _complete(self, body: bytes) -> None:
+        exchange, self.exchange = self.exchange, None
+        self.buf = b""
+        if self.persistent:
+            self.caller._release(self.key, self)
+        else:
+            self.alive = False
+            self.transport.loseConnection()  # type: ignore[union-attr]
+        if exchange is not None:
+            exchange.proto = None
+            exchange.done(self.code, body, self.persistent)
+
+    def _abort(self, error: Exception) -> None:
+        exchange, self.exchange = self.exchange, None
+        self.alive = False
+        self.transport.loseConnection()  # type: ignore[union-attr]
+        if exchange is not None:
+            exchange.proto = None
+            exchange.fail(error)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.alive = False
+        self.caller._forget(self.key, self)
+        exchange, self.exchange = self.exchange, None
+        if exchange is None or exchange.deferred.called:
+            return
+        exchange.proto = None
+        if self.in_body and self.length is None and not self.chunked:
+            exchange.done(self.code, self.buf, False)  # the end of the connection ends the body
+        elif self.reused and not self.got_bytes and not exchange.retried:
+            exchange.retry()
+        else:
+            why = reason.getErrorMessage() if reason is not None else "closed"
+            exchange.fail(
+                DeliveryFailed(f"connection lost before the answer was complete ({why})")
+            )
+
+
+def _dechunk(data: bytes) -> Optional[bytes]:
+    """@return: the body of a complete chunked message, or C{None} if incomplete."""
+    out = []
+    at = 0
+    while True:
+        eol = data.find(b"\r\n", at)
+        if eol < 0:
+            return None
+        try:
+            size = int(data[at:eol].split(b";")[0], 16)
+        except ValueError:
+            return b""  # garbage: let the XML-RPC parser reject it
+        at = eol + 2
+        if size == 0:
+            return b"".join(out)
+        if len(data) < at + size + 2:
+            return None
+        out.append(data[at: at + size])
+        at += size + 2
 
 
 class _QuietFactory(_HTTP11ClientFactory):
@@ -274,9 +639,7 @@ class XmlRpcCallbackTarget:
         while self._queue and not self._busy:
             method, args, d = self._queue.popleft()
             try:
-                body = xmlrpc.client.dumps(
-                    (self.private_key,) + args, method, encoding="utf-8"
-                ).encode("utf-8")
+                body = self.caller.encode(method, self.private_key, args)
             except Exception as e:  # cannot happen for checked SAMP values
                 d.errback(DeliveryFailed(f"cannot encode callback: {e}", unreachable=False))
                 continue
