@@ -17,6 +17,7 @@ from .errors import SAMPValueError
 SAMPValue = Union[str, list, dict]
 
 _BAD_CHAR = re.compile(r"[^\t\n\r\x20-\x7f]")
+_GOOD_BYTES = bytes(range(0x20, 0x80)) + b"\t\n\r"
 _INT = re.compile(r"[+-]?[0-9]+\Z")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 
@@ -30,6 +31,8 @@ def check_string(value: str, where: str = "value") -> None:
 
     @raise SAMPValueError: if it holds a character SAMP does not allow.
     """
+    if value.isascii() and not value.encode("ascii").translate(None, _GOOD_BYTES):
+        return  # the common case, checked in C about 4x faster than the regex
     match = _BAD_CHAR.search(value)
     if match is not None:
         raise SAMPValueError(
