@@ -82,6 +82,12 @@ class MemoryNetwork:
         return succeed(None)
 
     # the hub's CallbackCaller
+    reactor: Any = None
+    timeout = 30.0
+
+    def encode(self, method: str, private_key: str, args: tuple) -> bytes:
+        return xmlrpc.client.dumps((private_key,) + tuple(args), method).encode("utf-8")
+
     def call(self, url: str, body: bytes, keepalive: bool = True) -> Deferred:
         resource = self.resources.get(url)
         if resource is None:
