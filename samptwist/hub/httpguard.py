@@ -78,16 +78,23 @@ class LimitedRequest(server.Request):
         super().requestReceived(command, path, version)
 
 
-def reject_unsafe_xml(resource: xmlrpc.XMLRPC, request: Any) -> bool:
+def reject_unsafe_xml(
+    resource: xmlrpc.XMLRPC, request: Any, check_content_type: bool = True
+) -> bool:
     """
     Answer (and log) a request that no XML-RPC server should parse: a
-    non-XML content type (415) or a body with a DTD or entity declaration
-    (an XML-RPC fault).
+    non-XML content type (415; skipped with C{check_content_type=False}, for
+    browsers, which send XML-RPC as text/plain) or a body with a DTD or
+    entity declaration (an XML-RPC fault).
 
     @return: C{True} if the request was answered and must not be processed.
     """
     content_type = request.getHeader(b"content-type")
-    if content_type is not None and b"xml" not in content_type.lower():
+    if (
+        check_content_type
+        and content_type is not None
+        and b"xml" not in content_type.lower()
+    ):
         log.warn("refused a non-XML request ({ctype})", ctype=content_type[:60])
         request.setResponseCode(415)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")

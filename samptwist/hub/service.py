@@ -242,6 +242,7 @@ class HubService(MultiService):
             self.web = WebProfileService(
                 self.hub, reactor, listen=web_listen, consent=web_consent, **(web_options or {})
             )
+            self.web.site.max_request_size = max_request_size
             self.web.setServiceParent(self)
         self.url: Optional[str] = None
         self.ready: Deferred = Deferred()
@@ -293,6 +294,8 @@ class HubService(MultiService):
         if self._port is not None:
             self._port.stopListening()
             self._port = None
+        if self.web is not None and self.web.running:
+            self.web.stopService()  # the hub did not start: free its port too
         self.hub.running = False
         self.ready.errback(failure)
 

@@ -67,16 +67,9 @@ async def test_jsamp_messagesender_to_us(our_hub, lockfile, isolated_home, make_
     assert [m.is_call for m in got] == [True, False]
 
 
-CALCSTORM_HANG = (
-    "hub bug: jsamp calcstorm -nclient 3 -nquery 5 -mode notify never finishes against our "
-    "hub (60 s), while it passes in 0.6 s against JSAMP's own hub"
-)
 
 
-@pytest.mark.parametrize("kind", [
-    "jsamp",
-    pytest.param("samptwist", marks=pytest.mark.xfail(run=False, reason=CALCSTORM_HANG)),
-])
+@pytest.mark.parametrize("kind", ["jsamp", "samptwist"])
 @pytest_twisted.ensureDeferred
 async def test_jsamp_calcstorm_with_us_watching(kind, lockfile, isolated_home, make_client):
     """calcstorm's clients exchange messages through the hub while our tracker

@@ -85,3 +85,17 @@ def test_plugin_found_after_plain_install(tmp_path):
                           "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
                          env=dict(env, PYTHONPATH=""))
     assert "samphub" in out.stdout, out.stdout + out.stderr
+
+
+def test_every_package_is_packaged():
+    """pyproject lists every package under samptwist/ (setuptools is told explicitly,
+    because twisted/plugins must not get an __init__.py)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "samptwist").rglob("__init__.py")}
+    assert found <= listed, f"not packaged: {sorted(found - listed)}"
+    assert "twisted.plugins" in listed
+    assert not (ROOT / "twisted" / "plugins" / "__init__.py").exists()

@@ -24,13 +24,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
-from twisted.web import xmlrpc
+from twisted.web import server, xmlrpc
 
 from ..._log import Logger
 from ...errors import SAMPHubError, SAMPValueError
 from ...mtype import check_mtype, subscription_for
 from ...types import check_map, decode_int
 from ..core import HUB_ID, METADATA, Client, Hub, _timeout_seconds
+from ..httpguard import reject_unsafe_xml
 from .access import request_host_name
 from .consent import ConsentRequest, IConsentPolicy, printable
 from .queue import MAX_QUEUE, WebCallbackQueue
@@ -583,6 +584,11 @@ class WebProfile(xmlrpc.XMLRPC):
         return entry[1].take()
 
     # -- XML-RPC plumbing --------------------------------------------------
+
+    def render_POST(self, request: Any) -> Any:
+        if reject_unsafe_xml(self, request, check_content_type=False):
+            return server.NOT_DONE_YET
+        return super().render_POST(request)
 
     def render_GET(self, request: Any) -> bytes:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")

@@ -22,6 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from ..._log import Logger, get_level
+from ..httpguard import DEFAULT_MAX_REQUEST, LimitedRequest
 from .access import add_cors, answer_preflight, host_is_allowed, peer_is_loopback
 from .profile import WebProfile
 from .translator import Translator
@@ -159,6 +160,8 @@ class WebProfileSite(Site):
     displayTracebacks = False
     noisy = False
     log_ = Logger()
+    requestFactory = LimitedRequest
+    max_request_size: Optional[int] = DEFAULT_MAX_REQUEST
 
     def log(self, request: Any) -> None:
         if get_level() == LogLevel.debug:
