@@ -13,9 +13,11 @@ L{samptwist.hub.runner.start_hub} instead.
 
 from .client.blocking import SAMPIntegratedClient
 from .client.helpers import (
+    accessible_table,
     connection,
     find_client_id,
     send_image_to,
+    send_product_to,
     send_spectrum_to,
     send_table_to,
 )
@@ -40,9 +42,11 @@ __all__ = [
     "SAMP_STATUS_ERROR",
     "SAMP_STATUS_OK",
     "SAMP_STATUS_WARNING",
+    "accessible_table",
     "connection",
     "find_client_id",
     "send_image_to",
+    "send_product_to",
     "send_spectrum_to",
     "send_table_to",
 ]

@@ -71,12 +71,19 @@ async def _send(
         except TimeoutError as e:
             return {recipient: e}
     try:
-        return dict(await client.call_all(message, timeout=timeout))
+        results: Dict[str, Any] = dict(await client.call_all(message, timeout=timeout))
     except BroadcastTimeout as e:
-        results: Dict[str, Any] = dict(e.responses)
+        results = dict(e.responses)
         for missing in e.missing:
             results[missing] = TimeoutError(f"{missing} did not answer within {timeout:g}s")
-        return results
+    # The same outcome types as for a single recipient: refusals as errors.
+    for responder, response in results.items():
+        if isinstance(response, dict) and response.get("samp.status") not in (
+            "samp.ok",
+            "samp.warning",
+        ):
+            results[responder] = SAMPCallError(response, responder)
+    return results
 
 
 def send(
@@ -161,13 +168,30 @@ def send_image(client: SAMPClient, url: Union[str, Path], recipient: Optional[st
 
 
 def send_spectrum(client: SAMPClient, url: Union[str, Path], recipient: Optional[str] = None,
-                  name: str = "data", timeout: float = 10.0) -> Deferred:
+                  name: str = "data", timeout: float = 10.0,
+                  meta: Optional[Dict[str, Any]] = None) -> Deferred:
     """
     Send a spectrum (URL or path) with C{spectrum.load.ssa-generic}.
 
+    @param meta: SSA-style metadata (keyed by utype or UCD), e.g.
+        C{{"Access.Format": "application/fits"}}; sent as the MType's
+        C{meta} parameter (empty if not given).
     @return: a L{Deferred} firing as for L{send}.
     """
-    return send(client, SPECTRUM_MTYPE, {"url": _url(url), "name": name}, recipient, timeout)
+    params = {"url": _url(url), "name": name, "meta": dict(meta or {})}
+    return send(client, SPECTRUM_MTYPE, params, recipient, timeout)
+
+
+def send_product(client: SAMPClient, url: Union[str, Path], mtype: str,
+                 recipient: Optional[str] = None, name: str = "data",
+                 timeout: float = 10.0) -> Deferred:
+    """
+    Send any data product (URL or path) with C{mtype} and params C{url} and
+    C{name}.
+
+    @return: a L{Deferred} firing as for L{send}.
+    """
+    return send(client, mtype, {"url": _url(url), "name": name}, recipient, timeout)
 
 
 # pyvo-named versions, for SAMPClient (Deferred) or the blocking facade.
@@ -236,3 +260,16 @@ def connection(client_name: str = "samptwist client",
         yield client
     finally:
         client.disconnect()
+
+
+def send_product_to(conn: Any, url: Union[str, Path], mtype: str,
+                    client_name: Optional[str] = None, name: str = "data",
+                    timeout: float = 10.0) -> Any:
+    """
+    Send a data product with any MType; see L{send_product}.
+    """
+    return _dispatch(conn, send_product, url, mtype, client_name, name, timeout)
+
+
+#: pyvo's name for L{votable_file}.
+accessible_table = votable_file
