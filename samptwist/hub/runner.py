@@ -62,6 +62,10 @@ class RunningHub:
     def is_running(self) -> bool:
         return bool(self.service.running) and not self.service.stopped.called
 
+    def _reactor_stopping(self) -> Deferred:
+        self._trigger = None  # it is firing: nothing to remove
+        return self.stop()
+
     def stop(self) -> Deferred:
         """
         Stop the hub.
@@ -133,7 +137,7 @@ def start_hub(
         assert service.url is not None
         hub = RunningHub(service, service.lockfile, service.url, service.secret)
         # Stopping the reactor stops the hub cleanly (event sent, lockfile removed).
-        hub._trigger = reactor.addSystemEventTrigger("before", "shutdown", hub.stop)
+        hub._trigger = reactor.addSystemEventTrigger("before", "shutdown", hub._reactor_stopping)
         return hub
 
     return ensureDeferred(started())
