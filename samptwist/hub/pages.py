@@ -52,4 +52,7 @@ class HubRoot(Resource):
             "<p>This is a SAMP hub (Simple Application Messaging Protocol 1.3, "
             "Standard Profile). SAMP clients find it through the lockfile; "
             "its XML-RPC endpoint is <code>/xmlrpc</code>.</p>"
+            "<p>Its live status page is <code>/status?key=...</code>: the hub logs the "
+            "full URL when it starts, and <code>samptwist clients --status-url</code> "
+            "prints it.</p>"
         ).encode()

@@ -39,6 +39,7 @@ from .delivery import CallbackCaller, _Body
 from .httpguard import DEFAULT_MAX_REQUEST, LimitedRequest
 from .pages import HubRoot
 from .standard import StandardProfile
+from .status import StatusMonitor, StatusResource, status_url
 
 DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"
 
@@ -222,6 +223,9 @@ class HubService(MultiService):
         self.caller = CallbackCaller(reactor, timeout=callback_timeout)
         self.standard = StandardProfile(self.hub, self.secret, self.caller)
         self.root = HubRoot(self.hub)
+        self.status = StatusMonitor(self.hub, reactor)
+        self.status.setServiceParent(self)
+        self.root.putChild(b"status", StatusResource(self.status, self.secret))
         self.root.putChild(b"xmlrpc", self.standard)
         self.site = QuietSite(self.root)
         self.site.max_request_size = max_request_size
@@ -282,9 +286,10 @@ class HubService(MultiService):
     def _started(self, _: Any) -> None:
         default = self.lockfile == Path.home() / ".samp"
         self.log.info(
-            "SAMP hub ready at {url} (lockfile {lockfile}){hint}",
+            "SAMP hub ready at {url} (lockfile {lockfile}); status page {status}{hint}",
             url=self.url,
             lockfile=self.lockfile,
+            status=status_url(self.url or "", self.secret),
             hint="" if default else f"; clients need SAMP_HUB=std-lockurl:{self.lockfile.as_uri()}",
             log_always=True,
         )
