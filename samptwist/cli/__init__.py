@@ -1,0 +1,129 @@
+"""
+The C{samptwist} command (also C{python -m samptwist}): a hub and SAMP
+command-line tools built on L{samptwist.client.SAMPClient}.
+
+Each subcommand is one module of this package with C{NAME}, C{HELP},
+C{add_arguments(parser)} and C{run(reactor, args)} (a coroutine returning
+the exit status).  Errors end the command with one line on standard error
+and a non-zero status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any, List, NoReturn, Optional, Sequence
+
+from ._common import CLIError, error_line
+
+SUBCOMMANDS = ("hub", "clients", "send", "load", "ping", "snoop", "bridge")
+
+PROG = "samptwist"
+
+
+class _Parser(argparse.ArgumentParser):
+    """
+    An argument parser whose errors are one line and exit status 2.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """
+    @return: the parser of the whole command, one sub-parser per subcommand.
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="SAMP hub and command-line tools (samptwist).",
+        epilog="Run 'samptwist COMMAND --help' for a command's options. "
+        "Clients find the hub like every SAMP client: --lockfile, else "
+        "SAMP_HUB=std-lockurl:URL, else ~/.samp.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"{__name__}.{name}")
+        sub = subparsers.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            epilog=getattr(module, "EPILOG", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            add_help=getattr(module, "ADD_HELP", True),
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(module=module)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    """
+    Run the command line C{argv} (default: C{sys.argv[1:]}) and exit.
+    """
+    args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["hub"]:
+        # The hub takes twistd samphub's options, parsed by samptwist.tap.
+        from . import hub
+
+        hub.main(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    module = args.module
+    _setup_logging(getattr(args, "verbose", 0))
+    from twisted.internet.task import react
+
+    react(_run, (module, args))
+    raise SystemExit(0)  # pragma: no cover (react exits)
+
+
+async def _run(reactor: Any, module: Any, args: argparse.Namespace) -> None:
+    prog = f"{PROG} {args.command}"
+    try:
+        code = await module.run(reactor, args)
+    except CLIError as e:
+        _say(f"{prog}: {error_line(e)}")
+        raise SystemExit(e.code) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:
+        if getattr(args, "verbose", 0) >= 2:
+            import traceback
+
+            traceback.print_exc()
+        _say(f"{prog}: {error_line(e)}")
+        raise SystemExit(1) from None
+    raise SystemExit(code or 0)
+
+
+def _say(line: str) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _setup_logging(verbosity: int) -> None:
+    """
+    Log the library's events to standard error at C{-v} (warnings) or
+    C{-vv} (everything); otherwise stay silent (errors are reported by the
+    command itself).
+    """
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    from .._log import set_level
+
+    level = {0: LogLevel.critical, 1: LogLevel.warn}.get(verbosity, LogLevel.debug)
+    set_level(level)
+    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    observers: List[Any] = []
+    if verbosity > 0:
+        observers.append(FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate]))
+    globalLogBeginner.beginLoggingTo(observers, discardBuffer=True, redirectStandardIO=False)

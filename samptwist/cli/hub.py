@@ -1,0 +1,76 @@
+"""
+C{samptwist hub}: the same hub, with the same options, as C{twistd -n
+samphub}, for people who do not use twistd.  It logs to standard output and
+stops cleanly (shutdown event sent, lockfile removed, exit status 0) on
+SIGTERM or SIGINT (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, List, NoReturn
+
+from twisted.python import usage
+
+HELP = "run a SAMP hub (the options of 'twistd -n samphub')"
+DESCRIPTION = HELP
+ADD_HELP = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """
+    Only for the listing in C{samptwist --help}: C{samptwist hub ...} is
+    parsed by L{samptwist.tap.Options} (see L{main}).
+    """
+    parser.add_argument("options", nargs="*", help="run 'samptwist hub --help' for the options")
+
+
+def options(argv: List[str]) -> Any:
+    """
+    @return: parsed L{samptwist.tap.Options}.
+    @raise SystemExit: with status 2 and one line for bad options, 0 after
+        C{--help}.
+    """
+    from ..tap import Options
+
+    class HubOptions(Options):
+        def getSynopsis(self) -> str:
+            return "Usage: samptwist hub [options]"
+
+    opts = HubOptions()
+    try:
+        opts.parseOptions(argv)
+    except usage.UsageError as e:
+        sys.stderr.write(f"samptwist hub: error: {e} (see samptwist hub --help)\n")
+        raise SystemExit(2) from None
+    return opts
+
+
+def main(argv: List[str]) -> NoReturn:
+    """
+    Parse C{argv}, then run the hub until it is stopped.
+    """
+    opts = options(argv)
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    globalLogBeginner.beginLoggingTo(
+        [textFileLogObserver(sys.stdout)], discardBuffer=True, redirectStandardIO=False
+    )
+    from twisted.internet.task import react
+
+    react(_serve, (opts,))
+    raise SystemExit(0)  # pragma: no cover (react exits)
+
+
+async def _serve(reactor: Any, opts: Any) -> None:
+    from ..tap import makeService
+
+    service = makeService(opts, reactor)
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    await service.stopped
+
+
+async def run(reactor: Any, args: argparse.Namespace) -> int:  # pragma: no cover
+    raise AssertionError("samptwist hub is run by main()")
