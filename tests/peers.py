@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import importlib
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -37,7 +38,7 @@ from typing import Any, Callable, Iterator
 HUB_READY_TEXT = "SAMP hub ready"
 HUB_START_TIMEOUT = 30.0
 HUB_STOP_TIMEOUT = 15.0
-JSAMP_TIMEOUT = 180.0
+JSAMP_TIMEOUT = 120.0
 JSAMP = "/usr/bin/jsamp"
 
 _REFERENCE_ENV = "SAMPTWIST_INTEROP_HUB"
@@ -131,8 +132,10 @@ def hub_command(lockfile: Path, *extra: str) -> list[str]:
     """Command line that starts a hub honouring our CLI contract."""
     kind = os.environ.get(_REFERENCE_ENV, "samptwist")
     if kind == "samptwist":
+        # Not "python -m twisted.scripts.twistd": that module has no __main__ guard,
+        # so it exits 0 without doing anything.  Same interpreter as the tests.
         return [
-            sys.executable, "-m", "twisted.scripts.twistd", "-n", "--pidfile=",
+            sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=",
             "samphub",
             "--lockfile", str(lockfile),
             "--listen", "tcp:0:interface=127.0.0.1",
@@ -186,8 +189,15 @@ class RunningHub:
         with self._output_lock:
             return "".join(self.output)
 
-    def describe(self) -> str:
-        return f"hub pid {self.proc.pid}, lockfile {self.lockfile}; hub output:\n{self.log_text()[-6000:]}"
+    def describe(self, tail: int = 40) -> str:
+        """Hub pid, its warnings/errors, and the last *tail* lines it logged (HTTP access log omitted)."""
+        lines = [l for l in self.log_text().splitlines() if '"POST /' not in l]
+        trouble = [l for l in lines if re.search(r"#(warn|error|critical)\]|Traceback|Unhandled", l)]
+        return (
+            f"hub pid {self.proc.pid}, lockfile {self.lockfile}\n"
+            f"hub warnings/errors ({len(trouble)}):\n" + "\n".join(l[:500] for l in trouble[-30:]) + "\n"
+            f"hub log, last {tail} lines:\n" + "\n".join(l[:300] for l in lines[-tail:])
+        )
 
 
 def _read_until_ready(proc: subprocess.Popen[bytes], lockfile: Path, deadline: float) -> tuple[bool, list[str]]:
@@ -201,6 +211,8 @@ def _read_until_ready(proc: subprocess.Popen[bytes], lockfile: Path, deadline: f
         sel.register(fd, selectors.EVENT_READ)
         while True:
             if ready_line and lockfile.exists():
+                if pending:
+                    chunks.append(pending.decode("utf-8", "replace"))
                 return True, chunks
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -291,11 +303,11 @@ def running_hub(tmp_path: Path, *extra_args: str) -> Iterator[RunningHub]:
                      params=parse_lockfile(lockfile), output=chunks)
     drainer = threading.Thread(target=_drain, args=(hub,), name=f"hub-{proc.pid}-stdout", daemon=True)
     drainer.start()
-    body_failed = False
+    body_failed: BaseException | None = None
     try:
         yield hub
-    except BaseException:
-        body_failed = True
+    except BaseException as exc:
+        body_failed = exc
         raise
     finally:
         rc, killed = _stop(proc)
@@ -309,8 +321,10 @@ def running_hub(tmp_path: Path, *extra_args: str) -> Iterator[RunningHub]:
             problems.append(f"hub exited with status {rc} after SIGTERM (expected 0)")
         if lockfile.exists():
             problems.append(f"hub left its lockfile {lockfile} behind")
-        if problems and not body_failed:
+        if problems and body_failed is None:
             pytest.fail("; ".join(problems) + "\n" + hub.describe(), pytrace=False)
+        elif problems:
+            body_failed.add_note("also at hub shutdown: " + "; ".join(problems))
 
 
 # ---------------------------------------------------------------------------
