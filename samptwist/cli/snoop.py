@@ -152,12 +152,11 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
         client.add_handler(mtype, snooper.handle)
     client.disconnected.subscribe(snooper.lost)
     await client.connect()
-    if not args.json:
-        sys.stderr.write(
-            f"samptwist snoop: registered as {client.self_id}, subscribed to "
-            f"{', '.join(patterns)}; Ctrl-C to stop\n"
-        )
-        sys.stderr.flush()
+    sys.stderr.write(
+        f"samptwist snoop: registered as {client.self_id}, subscribed to "
+        f"{', '.join(patterns)}; Ctrl-C to stop\n"
+    )
+    sys.stderr.flush()
     try:
         code: int = await snooper.done
     finally:

@@ -1,0 +1,94 @@
+"""
+``samptwist --help``, each subcommand's ``--help``, and the one-line errors:
+bad arguments, no hub, a dead hub, unknown client names (CLI-LIB-1 discovery,
+STD-LOCK-1/3).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from samptwist.cli import SUBCOMMANDS
+
+from .conftest import one_line_error, run_cli
+
+
+def test_help_lists_every_subcommand():
+    cp = run_cli(dict(os.environ), "--help")
+    assert cp.returncode == 0, cp.stderr
+    for name in SUBCOMMANDS:
+        assert f"    {name} " in cp.stdout
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_has_help(name):
+    cp = run_cli(dict(os.environ), name, "--help")
+    assert cp.returncode == 0, cp.stderr
+    assert "usage" in cp.stdout.lower()
+    if name != "hub":
+        assert "--lockfile" in cp.stdout
+    else:
+        assert "--listen" in cp.stdout and "--web-consent" in cp.stdout
+
+
+def test_console_script_and_module_agree():
+    """The [project.scripts] entry point is samptwist.cli:main, as python -m runs."""
+    from importlib.metadata import entry_points
+
+    scripts = [e for e in entry_points(group="console_scripts") if e.name == "samptwist"]
+    assert scripts and scripts[0].value == "samptwist.cli:main"
+
+
+@pytest.mark.parametrize("args, text", [
+    ((), "the following arguments are required: COMMAND"),
+    (("frobnicate",), "invalid choice"),
+    (("send",), "the following arguments are required: MTYPE"),
+    (("send", "x.y", "novalue"), "is not of the form key=value"),
+    (("send", "x.y", "a=[1,"), "invalid JSON"),
+    (("send", "bad..mtype"), "bad..mtype"),
+    (("send", "x.y", "--wait", "soon"), "not a number of seconds"),
+    (("ping", "--count", "0"), "--count must be at least 1"),
+    (("snoop", "--subscribe", "a*b"), "not an MType pattern"),
+    (("bridge", "a.samp"), "LOCKFILE_B"),
+    (("bridge", "a", "b", "--map", "nomapping"), "expected A_PREFIX=B_PREFIX"),
+    (("load",), "FILE_OR_URL"),
+    (("hub", "--max-failures", "many"), "--max-failures needs a whole number"),
+])
+def test_bad_arguments_one_line_status_2(args, text, isolated_home):
+    cp = run_cli(dict(os.environ), *args)
+    line = one_line_error(cp, code=2)
+    assert text in line
+
+
+@pytest.mark.parametrize("args", [
+    ("clients",), ("send", "samp.app.ping"), ("ping",), ("snoop",),
+    ("load", __file__, "--mtype", "table.load.votable"),
+])
+def test_no_hub_running(args, isolated_home):
+    """No ~/.samp (HOME is a fresh directory): one line, status 1 (STD-LOCK-3)."""
+    cp = run_cli(dict(os.environ), *args)
+    line = one_line_error(cp)
+    assert "no SAMP hub is running" in line and str(isolated_home / ".samp") in line
+
+
+def test_dead_hub_and_explicit_lockfile(tmp_path, isolated_home):
+    """A lockfile naming a hub that is gone: one line, status 1 (STD-LOCKSEC-3)."""
+    lock = tmp_path / "dead.samp"
+    lock.write_text("samp.secret=abc\nsamp.hub.xmlrpc.url=http://127.0.0.1:9/xmlrpc\n"
+                    "samp.profile.version=1.3\n")
+    cp = run_cli(dict(os.environ), "clients", "--lockfile", str(lock))
+    line = one_line_error(cp)
+    assert "does not answer" in line and "127.0.0.1:9" in line
+    env = dict(os.environ, SAMP_HUB=f"std-lockurl:{lock.as_uri()}")
+    line = one_line_error(run_cli(env, "ping"))
+    assert "does not answer" in line
+
+
+def test_unknown_client_names(our_hub):
+    for args in (("send", "samp.app.ping", "--to", "nobody"), ("ping", "nobody"),
+                 ("load", __file__, "--mtype", "table.load.votable", "--to", "nobody")):
+        line = one_line_error(run_cli(our_hub.env, *args))
+        assert "no client called 'nobody' is registered" in line, line
+        assert "samptwist" in line  # the known names are listed
