@@ -198,7 +198,7 @@ class CallbackCaller:
     def _release(self, key: Tuple[str, int], proto: _CallbackHTTP) -> None:
         idle = self._idle.setdefault(key, [])
         if len(idle) >= _MAX_IDLE_PER_HOST:
-            proto.transport.loseConnection()
+            proto.transport.loseConnection()  # type: ignore[union-attr]
         else:
             proto.exchange = None
             idle.append(proto)
@@ -549,7 +549,7 @@ class _CallbackHTTP(Protocol):
 
 def _dechunk(data: bytes) -> Optional[bytes]:
     """@return: the body of a complete chunked message, or C{None} if incomplete."""
-    out = []
+    out: List[bytes] = []
     at = 0
     while True:
         eol = data.find(b"\r\n", at)
