@@ -82,7 +82,7 @@ def test_ping(kind, tmp_path, make_peer):
 def test_snoop_sees_broadcasts_and_hub_events(kind, tmp_path, make_peer):
     """MT-SUB-3 ("*"), ADM-REG-1: the snooper prints jsamp messagesender's
     broadcast and a pyvo client's registration; answers calls with samp.error."""
-    jsamp = peers.require_jsamp()
+    peers.require_jsamp()
     with hub_of_kind(kind, tmp_path) as hub:
         with running(hub.env, "snoop") as snoop:
             snoop.wait_line("registered as", stream="err")
