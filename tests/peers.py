@@ -135,12 +135,19 @@ def hub_command(lockfile: Path, *extra: str) -> list[str]:
         # Not "python -m twisted.scripts.twistd": that module has no __main__ guard,
         # so it exits 0 without doing anything.  Same interpreter as the tests.
         return [
-            sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=",
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
             "samphub",
-            "--lockfile", str(lockfile),
-            "--listen", "tcp:0:interface=127.0.0.1",
+            "--lockfile",
+            str(lockfile),
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
             "--no-web",
-            "--log-level", "debug",
+            "--log-level",
+            "debug",
             *extra,
         ]
     if kind in ("pyvo", "jsamp"):
@@ -190,17 +197,25 @@ class RunningHub:
             return "".join(self.output)
 
     def describe(self, tail: int = 40) -> str:
-        """Hub pid, its warnings/errors, and the last *tail* lines it logged (HTTP access log omitted)."""
-        lines = [l for l in self.log_text().splitlines() if '"POST /' not in l]
-        trouble = [l for l in lines if re.search(r"#(warn|error|critical)\]|Traceback|Unhandled", l)]
+        """Hub pid, its warnings/errors, and the last *tail* lines it logged (no access log)."""
+        lines = [line for line in self.log_text().splitlines() if '"POST /' not in line]
+        trouble = [
+            line
+            for line in lines
+            if re.search(r"#(warn|error|critical)\]|Traceback|Unhandled", line)
+        ]
         return (
             f"hub pid {self.proc.pid}, lockfile {self.lockfile}\n"
-            f"hub warnings/errors ({len(trouble)}):\n" + "\n".join(l[:500] for l in trouble[-30:]) + "\n"
-            f"hub log, last {tail} lines:\n" + "\n".join(l[:300] for l in lines[-tail:])
+            f"hub warnings/errors ({len(trouble)}):\n"
+            + "\n".join(line[:500] for line in trouble[-30:])
+            + "\n"
+            f"hub log, last {tail} lines:\n" + "\n".join(line[:300] for line in lines[-tail:])
         )
 
 
-def _read_until_ready(proc: subprocess.Popen[bytes], lockfile: Path, deadline: float) -> tuple[bool, list[str]]:
+def _read_until_ready(
+    proc: subprocess.Popen[bytes], lockfile: Path, deadline: float
+) -> tuple[bool, list[str]]:
     """Read the hub's stdout until the ready line (and the lockfile) or EOF/deadline."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
@@ -295,13 +310,23 @@ def running_hub(tmp_path: Path, *extra_args: str) -> Iterator[RunningHub]:
         pytest.fail(
             f"hub did not become ready within {HUB_START_TIMEOUT:.0f}s "
             f"(ready line seen: {any(HUB_READY_TEXT in c for c in chunks)}, "
-            f"lockfile exists: {lockfile.exists()}, exit status {rc}{' after SIGKILL' if killed else ''}).\n"
-            f"command: {' '.join(hub_command(lockfile, *extra_args))}\noutput:\n{''.join(chunks)}{rest}",
+            f"lockfile exists: {lockfile.exists()}, exit status {rc}"
+            f"{' after SIGKILL' if killed else ''}).\n"
+            f"command: {' '.join(hub_command(lockfile, *extra_args))}\n"
+            f"output:\n{''.join(chunks)}{rest}",
             pytrace=False,
         )
-    hub = RunningHub(proc=proc, home=home, lockfile=lockfile, env=env,
-                     params=parse_lockfile(lockfile), output=chunks)
-    drainer = threading.Thread(target=_drain, args=(hub,), name=f"hub-{proc.pid}-stdout", daemon=True)
+    hub = RunningHub(
+        proc=proc,
+        home=home,
+        lockfile=lockfile,
+        env=env,
+        params=parse_lockfile(lockfile),
+        output=chunks,
+    )
+    drainer = threading.Thread(
+        target=_drain, args=(hub,), name=f"hub-{proc.pid}-stdout", daemon=True
+    )
     drainer.start()
     body_failed: BaseException | None = None
     try:
@@ -331,21 +356,29 @@ def running_hub(tmp_path: Path, *extra_args: str) -> Iterator[RunningHub]:
 # JSAMP command-line tools
 
 
-def run_jsamp(hub: RunningHub, *args: str, timeout: float = JSAMP_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run_jsamp(
+    hub: RunningHub, *args: str, timeout: float = JSAMP_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run ``jsamp ARGS`` against *hub* with a bounded timeout; never hangs the suite."""
     import pytest
 
     cmd = [require_jsamp(), *args]
     try:
         return subprocess.run(
-            cmd, env=hub.env, cwd=str(hub.home), stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=timeout,
+            cmd,
+            env=hub.env,
+            cwd=str(hub.home),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
         pytest.fail(
-            f"{' '.join(cmd)} did not finish within {timeout:.0f}s\nstdout:\n{out}\nstderr:\n{err}\n"
+            f"{' '.join(cmd)} did not finish within {timeout:.0f}s\n"
+            f"stdout:\n{out}\nstderr:\n{err}\n"
             + hub.describe(),
             pytrace=False,
         )
@@ -353,7 +386,11 @@ def run_jsamp(hub: RunningHub, *args: str, timeout: float = JSAMP_TIMEOUT) -> su
 
 def jsamp_stderr(cp: subprocess.CompletedProcess[str]) -> str:
     """stderr without the JVM's 'Picked up JAVA_TOOL_OPTIONS' notice."""
-    return "\n".join(l for l in cp.stderr.splitlines() if not l.startswith("Picked up JAVA_TOOL_OPTIONS"))
+    return "\n".join(
+        line
+        for line in cp.stderr.splitlines()
+        if not line.startswith("Picked up JAVA_TOOL_OPTIONS")
+    )
 
 
 def describe_run(cp: subprocess.CompletedProcess[Any], hub: RunningHub | None = None) -> str:
@@ -404,7 +441,9 @@ class Inbox:
             self.items.append(item)
             self._cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10.0, what: str = "item") -> Any:
+    def wait_for(
+        self, predicate: Callable[[Any], bool], timeout: float = 10.0, what: str = "item"
+    ) -> Any:
         """Return the first item matching *predicate*, waiting up to *timeout* seconds."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -449,7 +488,9 @@ def call_in_thread(fn: Callable[..., Any], *args: Any) -> Outcome:
             outcome.elapsed = time.monotonic() - start
             outcome.done.set()
 
-    threading.Thread(target=run, name=f"peer-call-{getattr(fn, '__name__', 'fn')}", daemon=True).start()
+    threading.Thread(
+        target=run, name=f"peer-call-{getattr(fn, '__name__', 'fn')}", daemon=True
+    ).start()
     return outcome
 
 
@@ -471,7 +512,9 @@ def _reference_hub(kind: str, lockfile: Path) -> int:
         return 0
     if kind == "jsamp":
         env = dict(os.environ, SAMP_HUB=f"std-lockurl:{lockfile.as_uri()}")
-        child = subprocess.Popen([_probe_jsamp(), "hub", "-mode", "no-gui", "-profiles", "std"], env=env)
+        child = subprocess.Popen(
+            [_probe_jsamp(), "hub", "-mode", "no-gui", "-profiles", "std"], env=env
+        )
         # JSAMP announces nothing; watch for its lockfile (dev aid only).
         while not lockfile.exists() and child.poll() is None and not stop.wait(0.05):
             pass

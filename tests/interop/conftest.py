@@ -54,7 +54,9 @@ def samp_client(samp, hub):
     clients = []
 
     def make(name="samptwist-interop", *, metadata=None, callable=True, connect=True):
-        client = samp.SAMPIntegratedClient(name=name, metadata=metadata, callable=callable, addr="127.0.0.1")
+        client = samp.SAMPIntegratedClient(
+            name=name, metadata=metadata, callable=callable, addr="127.0.0.1"
+        )
         clients.append(client)
         if connect:
             client.connect(hub_params=hub.hub_params)

@@ -8,9 +8,8 @@ and a bounded timeout (peers.run_jsamp).
 import re
 import threading
 
-import pytest
-
 import peers
+import pytest
 
 pytestmark = pytest.mark.usefixtures("jsamp")
 
@@ -40,18 +39,28 @@ def test_calcstorm(hub, mode):
     detail = peers.describe_run(cp, hub)
     assert cp.returncode == 0, f"calcstorm -mode {mode} failed:\n{detail}"
     assert "Elapsed time" in cp.stdout, f"calcstorm -mode {mode} did not finish its run:\n{detail}"
-    trouble = [l for l in (cp.stdout + "\n" + peers.jsamp_stderr(cp)).splitlines() if _TROUBLE.search(l)]
+    trouble = [
+        line
+        for line in (cp.stdout + "\n" + peers.jsamp_stderr(cp)).splitlines()
+        if _TROUBLE.search(line)
+    ]
     assert not trouble, f"calcstorm -mode {mode} reported problems: {trouble}\n{detail}"
 
 
 def test_messagesender_pings_hub(hub):
-    """samp.app.ping sent synchronously to the hub client gets samp.ok (HUB-SELFCLI-3, ADM-PING-1)."""
-    cp = peers.run_jsamp(hub, "messagesender", "-mtype", "samp.app.ping", "-mode", "sync", "-targetid", "hub")
+    """samp.app.ping sent synchronously to the hub gets samp.ok (HUB-SELFCLI-3, ADM-PING-1)."""
+    cp = peers.run_jsamp(
+        hub, "messagesender", "-mtype", "samp.app.ping", "-mode", "sync", "-targetid", "hub"
+    )
     detail = peers.describe_run(cp, hub)
     assert cp.returncode == 0, detail
     # MessageSender prints "<id> (<name>)" then the response map for each recipient.
-    assert re.search(r"^hub \(", cp.stdout, re.MULTILINE), f"no response from client 'hub':\n{detail}"
-    assert re.search(r'"samp\.status"\s*:\s*"samp\.ok"', cp.stdout), f"ping was not answered samp.ok:\n{detail}"
+    assert re.search(r"^hub \(", cp.stdout, re.MULTILINE), (
+        f"no response from client 'hub':\n{detail}"
+    )
+    assert re.search(r'"samp\.status"\s*:\s*"samp\.ok"', cp.stdout), (
+        f"ping was not answered samp.ok:\n{detail}"
+    )
     assert "samp.error" not in cp.stdout, detail
 
 
@@ -76,15 +85,26 @@ def test_messagesender_to_python_receiver(hub, samp_client, mode):
     def handler(private_key, sender_id, msg_id, mtype, params, extra):
         got.update(sender=sender_id, msg_id=msg_id, mtype=mtype, params=params)
         if msg_id is not None:
-            receiver.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {"seen": params["word"]}})
+            receiver.reply(
+                msg_id, {"samp.status": "samp.ok", "samp.result": {"seen": params["word"]}}
+            )
         arrived.set()
 
     receiver.bind_receive_message(ECHO_MTYPE, handler)
     rid = receiver.get_public_id()
 
     cp = peers.run_jsamp(
-        hub, "messagesender", "-mtype", ECHO_MTYPE, *SENT_PARAMS, "-mode", mode, "-targetid", rid,
-        "-sendername", "jsamp-sender",
+        hub,
+        "messagesender",
+        "-mtype",
+        ECHO_MTYPE,
+        *SENT_PARAMS,
+        "-mode",
+        mode,
+        "-targetid",
+        rid,
+        "-sendername",
+        "jsamp-sender",
     )
     detail = peers.describe_run(cp, hub)
     assert cp.returncode == 0, detail
@@ -96,5 +116,9 @@ def test_messagesender_to_python_receiver(hub, samp_client, mode):
         assert got["msg_id"] is None
     else:
         assert isinstance(got["msg_id"], str) and got["msg_id"], got
-        assert re.search(r'"samp\.status"\s*:\s*"samp\.ok"', cp.stdout), f"reply did not reach JSAMP:\n{detail}"
-        assert '"seen"' in cp.stdout and "hello" in cp.stdout, f"reply result lost on the way:\n{detail}"
+        assert re.search(r'"samp\.status"\s*:\s*"samp\.ok"', cp.stdout), (
+            f"reply did not reach JSAMP:\n{detail}"
+        )
+        assert '"seen"' in cp.stdout and "hello" in cp.stdout, (
+            f"reply result lost on the way:\n{detail}"
+        )

@@ -8,10 +8,10 @@ Waiting is done on events/conditions with deadlines, never by sleeping.
 """
 
 import time
-
-import pytest
+import xmlrpc.client
 
 import peers
+import pytest
 
 TEST_MTYPE = "x-samptwist.test.msg"
 SILENT_MTYPE = "x-samptwist.test.silent"
@@ -28,8 +28,16 @@ def record_messages(client, mtype, inbox, reply=None):
     reply(params) -> response map, or None to leave calls unanswered."""
 
     def handler(private_key, sender_id, msg_id, msg_mtype, params, extra):
-        inbox.put({"to": client.get_public_id(), "sender": sender_id, "msg_id": msg_id,
-                   "mtype": msg_mtype, "params": params, "extra": extra})
+        inbox.put(
+            {
+                "to": client.get_public_id(),
+                "sender": sender_id,
+                "msg_id": msg_id,
+                "mtype": msg_mtype,
+                "params": params,
+                "extra": extra,
+            }
+        )
         if msg_id is not None and reply is not None:
             client.reply(msg_id, reply(params))
 
@@ -87,8 +95,12 @@ def test_metadata_round_trip(samp_client):
     """DATA-META-2/3, HUB-META-1: getMetadata returns exactly the last declared map."""
     a = samp_client("a")
     b = samp_client("b")
-    first = {"samp.name": "meta-a", "samp.description.text": "first", "author.name": "Ann",
-             "x-samptwist.nested": {"list": ["1", "2", {"k": "v"}], "empty": {}}}
+    first = {
+        "samp.name": "meta-a",
+        "samp.description.text": "first",
+        "author.name": "Ann",
+        "x-samptwist.nested": {"list": ["1", "2", {"k": "v"}], "empty": {}},
+    }
     a.declare_metadata(first)
     assert b.get_metadata(a.get_public_id()) == first
     assert a.get_metadata(a.get_public_id()) == first
@@ -130,29 +142,36 @@ def test_notify_and_notify_all(samp_client):
     recipients = a.notify_all({"samp.mtype": TEST_MTYPE, "samp.params": {"n": "2"}})
     assert sorted(recipients) == sorted([ids["b"], ids["c"]])
     for who in ("b", "c"):
-        inbox.wait_for(lambda m, w=who: m["to"] == ids[w] and m["params"] == {"n": "2"}, EVENT_TIMEOUT,
-                       f"notifyAll at {who}")
-    assert not [m for m in inbox.snapshot() if m["to"] == ids["a"]], "notifyAll delivered to its sender"
+        inbox.wait_for(
+            lambda m, w=who: m["to"] == ids[w] and m["params"] == {"n": "2"},
+            EVENT_TIMEOUT,
+            f"notifyAll at {who}",
+        )
+    assert not [m for m in inbox.snapshot() if m["to"] == ids["a"]], (
+        "notifyAll delivered to its sender"
+    )
 
 
 def test_notify_unsubscribed_recipient_is_a_fault(samp_client):
     """HUB-DELIV-1: a named recipient that is not subscribed gives the sender a fault."""
     a, b = samp_client("a"), samp_client("b")
-    with pytest.raises(Exception):
+    with pytest.raises(xmlrpc.client.Fault):
         a.notify(b.get_public_id(), {"samp.mtype": "x-samptwist.test.nobody", "samp.params": {}})
-    with pytest.raises(Exception):
+    with pytest.raises(xmlrpc.client.Fault):
         a.notify("c999", {"samp.mtype": "samp.app.ping", "samp.params": {}})  # HUB-DELIV-2
 
 
 def test_call_and_reply(samp_client):
-    """HUB-CALL-1, MSG-TAG-1, MSG-ID-1: call -> receiveCall -> reply -> receiveResponse with our tag."""
+    """HUB-CALL-1, MSG-TAG-1, MSG-ID-1: call, receiveCall, reply, receiveResponse with our tag."""
     a, b = samp_client("a"), samp_client("b")
     received = peers.Inbox()
     record_messages(b, TEST_MTYPE, received, reply=lambda p: ok({"echo": p["word"]}))
     responses = peers.Inbox()
     record_responses(a, "tag-42", responses)
 
-    msg_id = a.call(b.get_public_id(), "tag-42", {"samp.mtype": TEST_MTYPE, "samp.params": {"word": "hi"}})
+    msg_id = a.call(
+        b.get_public_id(), "tag-42", {"samp.mtype": TEST_MTYPE, "samp.params": {"word": "hi"}}
+    )
     assert isinstance(msg_id, str) and msg_id
     call = received.wait_for(lambda m: True, EVENT_TIMEOUT, "call at b")
     assert call["sender"] == a.get_public_id() and call["msg_id"]
@@ -161,11 +180,15 @@ def test_call_and_reply(samp_client):
 
 
 def test_call_all(samp_client):
-    """HUB-DELIV-3, CLI-LIB-5: callAll returns recipient -> msg-id; each recipient's reply comes back."""
+    """HUB-DELIV-3, CLI-LIB-5: callAll maps recipient to msg-id; each reply comes back."""
     a, b, c = samp_client("a"), samp_client("b"), samp_client("c")
     for client in (b, c):
-        record_messages(client, TEST_MTYPE, peers.Inbox(),
-                        reply=lambda p, me=client: ok({"me": me.get_public_id()}))
+        record_messages(
+            client,
+            TEST_MTYPE,
+            peers.Inbox(),
+            reply=lambda p, me=client: ok({"me": me.get_public_id()}),
+        )
     responses = peers.Inbox()
     record_responses(a, "all-1", responses)
 
@@ -173,7 +196,9 @@ def test_call_all(samp_client):
     assert sorted(msg_ids) == sorted([b.get_public_id(), c.get_public_id()])
     for client in (b, c):
         cid = client.get_public_id()
-        resp = responses.wait_for(lambda r, cid=cid: r["responder"] == cid, EVENT_TIMEOUT, f"response from {cid}")
+        resp = responses.wait_for(
+            lambda r, cid=cid: r["responder"] == cid, EVENT_TIMEOUT, f"response from {cid}"
+        )
         assert resp["tag"] == "all-1" and resp["response"] == ok({"me": cid})
 
 
@@ -181,7 +206,9 @@ def test_call_and_wait(samp_client):
     """HUB-WAIT-1: callAndWait returns the recipient's response map; hub answers ping itself."""
     a, b = samp_client("a"), samp_client("b")
     record_messages(b, TEST_MTYPE, peers.Inbox(), reply=lambda p: ok({"double": p["x"] * 2}))
-    resp = a.call_and_wait(b.get_public_id(), {"samp.mtype": TEST_MTYPE, "samp.params": {"x": "ab"}}, "10")
+    resp = a.call_and_wait(
+        b.get_public_id(), {"samp.mtype": TEST_MTYPE, "samp.params": {"x": "ab"}}, "10"
+    )
     assert resp == ok({"double": "abab"})
     pong = a.call_and_wait("hub", {"samp.mtype": "samp.app.ping", "samp.params": {}}, "10")
     assert pong["samp.status"] == "samp.ok"
@@ -193,7 +220,8 @@ def test_call_and_wait_times_out(samp_client):
     arrived = peers.Inbox()
     record_messages(b, SILENT_MTYPE, arrived)  # never replies
     outcome = peers.call_in_thread(
-        a.call_and_wait, b.get_public_id(), {"samp.mtype": SILENT_MTYPE, "samp.params": {}}, "2")
+        a.call_and_wait, b.get_public_id(), {"samp.mtype": SILENT_MTYPE, "samp.params": {}}, "2"
+    )
     assert outcome.done.wait(20), "callAndWait with timeout 2 s was still blocked after 20 s"
     assert outcome.error is not None, f"expected a fault, got response {outcome.value!r}"
     assert 1.5 <= outcome.elapsed <= 8, f"timeout 2 s ended after {outcome.elapsed:.2f} s"
@@ -210,22 +238,27 @@ def test_call_and_wait_recipient_leaves(samp_client):
     arrived = peers.Inbox()
     record_messages(b, SILENT_MTYPE, arrived)
     outcome = peers.call_in_thread(
-        a.call_and_wait, b.get_public_id(), {"samp.mtype": SILENT_MTYPE, "samp.params": {}}, "60")
+        a.call_and_wait, b.get_public_id(), {"samp.mtype": SILENT_MTYPE, "samp.params": {}}, "60"
+    )
     arrived.wait_for(lambda m: True, EVENT_TIMEOUT, "the call at the recipient")
     left = time.monotonic()
     b.disconnect()
     assert outcome.done.wait(10), (
-        f"caller still blocked {time.monotonic() - left:.1f} s after the recipient unregistered")
+        f"caller still blocked {time.monotonic() - left:.1f} s after the recipient unregistered"
+    )
     # Either a fault or a samp.error response map is an error the caller can act on.
     if outcome.error is None:
-        assert outcome.value.get("samp.status") == "samp.error", f"expected an error, got {outcome.value!r}"
+        assert outcome.value.get("samp.status") == "samp.error", (
+            f"expected an error, got {outcome.value!r}"
+        )
         assert outcome.value["samp.error"]["samp.errortxt"]  # MSG-ERR-1
     # The caller itself is unharmed.
     assert "hub" in a.get_registered_clients()
 
 
 def test_hub_events(samp_client):
-    """ADM-REG-1, ADM-META-1, ADM-SUBS-1, ADM-UNREG-1 (HUB-REG-4, HUB-META-1, HUB-SUB-1, HUB-UNREG-1)."""
+    """ADM-REG-1, ADM-META-1, ADM-SUBS-1, ADM-UNREG-1 (HUB-REG-4, HUB-META-1, HUB-SUB-1,
+    HUB-UNREG-1)."""
     watcher = samp_client("watcher")
     events = peers.Inbox()
 
@@ -238,8 +271,11 @@ def test_hub_events(samp_client):
     oid = other.get_public_id()
 
     def seen(mtype, check=lambda p: True):
-        ev = events.wait_for(lambda e: e["mtype"] == mtype and e["params"].get("id") == oid and check(e["params"]),
-                             EVENT_TIMEOUT, f"{mtype} for {oid}")
+        ev = events.wait_for(
+            lambda e: e["mtype"] == mtype and e["params"].get("id") == oid and check(e["params"]),
+            EVENT_TIMEOUT,
+            f"{mtype} for {oid}",
+        )
         assert ev["sender"] == "hub", ev  # HUB-SELFCLI-1
         return ev
 
@@ -254,14 +290,15 @@ def test_hub_events(samp_client):
 
 
 def test_unregister(samp_client):
-    """HUB-UNREG-1, HUB-REG-2: unregistered client disappears, its key stops working, ids never reused."""
+    """HUB-UNREG-1, HUB-REG-2: an unregistered client disappears, its key stops working,
+    ids are never reused."""
     a, b = samp_client("a"), samp_client("b")
     bid, bkey = b.get_public_id(), b.get_private_key()
     b.disconnect()
     assert bid not in a.get_registered_clients()
-    with pytest.raises(Exception):
+    with pytest.raises(xmlrpc.client.Fault):
         a.hub.get_registered_clients(bkey)
-    with pytest.raises(Exception):
+    with pytest.raises(xmlrpc.client.Fault):
         a.get_metadata(bid)  # HUB-META-2 / HUB-DELIV-2: no longer registered
     c = samp_client("c")
     assert c.get_public_id() != bid
