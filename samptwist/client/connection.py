@@ -162,6 +162,7 @@ class SAMPClient:
         track: bool = True,
         reconnect: bool = False,
         reconnect_interval: float = 1.0,
+        heartbeat: float = 5.0,
         hub_timeout: float = 30.0,
         wait_grace: float = 5.0,
         unregister_on_shutdown: bool = True,
@@ -182,6 +183,8 @@ class SAMPClient:
         @param track: keep L{tracker} up to date.
         @param reconnect: reconnect automatically when a hub appears again
             after the connection was lost (not after L{disconnect}).
+        @param heartbeat: with C{reconnect}, seconds between pings that
+            notice a hub that died silently (0: no pings).
         @param hub_timeout: seconds allowed for an ordinary hub request.
         @param wait_grace: extra seconds a C{callAndWait} waits for the hub
             beyond its own timeout.
@@ -229,7 +232,7 @@ class SAMPClient:
         if reconnect:
             from .reconnect import Reconnector
 
-            self.reconnector = Reconnector(self, reconnect_interval)
+            self.reconnector = Reconnector(self, reconnect_interval, heartbeat)
 
     # ------------------------------------------------------------------
     # Connection life cycle
@@ -306,6 +309,8 @@ class SAMPClient:
             self._trigger = self.reactor.addSystemEventTrigger(
                 "before", "shutdown", self._reactor_shutdown
             )
+        if self.reconnector is not None:
+            self.reconnector.start_heartbeat()
         self.connected.emit(self)
         return self
 
@@ -341,6 +346,8 @@ class SAMPClient:
 
     async def _teardown(self, reason: Optional[str]) -> None:
         was = self._key is not None
+        if self.reconnector is not None:
+            self.reconnector.stop_heartbeat()
         if self._key is not None and self.hub_info is not None:
             self._last_secret = self.hub_info.secret
         self._key = None

@@ -27,10 +27,14 @@ class Reconnector:
 
     log = Logger()
 
-    def __init__(self, client: SAMPClient, interval: float = 1.0) -> None:
+    def __init__(
+        self, client: SAMPClient, interval: float = 1.0, heartbeat: float = 5.0
+    ) -> None:
         self.client = client
         self.interval = interval
+        self.heartbeat = heartbeat
         self._loop: Optional[LoopingCall] = None
+        self._pulse: Optional[LoopingCall] = None
         self._skip_secret: Optional[str] = None
         self._attempts = 0
 
@@ -64,6 +68,47 @@ class Reconnector:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
+
+    def start_heartbeat(self) -> None:
+        """
+        While connected, ping the hub every C{heartbeat} seconds, so that a
+        hub that died without a word (killed, machine asleep) is noticed and
+        reconnection starts.
+        """
+        self.stop_heartbeat()
+        if self.heartbeat <= 0:
+            return
+        self._pulse = LoopingCall(self._beat)
+        self._pulse.clock = self.client.reactor
+        self._pulse.start(self.heartbeat, now=False).addErrback(
+            lambda f: self.log.failure("hub heartbeat failed", f)
+        )
+
+    def stop_heartbeat(self) -> None:
+        """
+        Stop pinging the hub.
+        """
+        if self._pulse is not None and self._pulse.running:
+            self._pulse.stop()
+        self._pulse = None
+
+    def _beat(self) -> Deferred:
+        client = self.client
+        if not client.is_connected:
+            self.stop_heartbeat()
+            done: Deferred = Deferred()
+            done.callback(None)
+            return done
+        d = client.ping()
+        d.addTimeout(max(1.0, self.heartbeat), client.reactor)
+
+        def dead(f: Any) -> None:
+            self.log.info("the hub does not answer: {error}", error=f.getErrorMessage())
+            self.stop_heartbeat()
+            client._lost("unreachable")
+
+        d.addErrback(dead)
+        return d
 
     def _attempt(self) -> Deferred:
         if self.client.is_connected:
