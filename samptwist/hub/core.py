@@ -591,6 +591,15 @@ class Hub:
 
         d.addCallbacks(lambda _: self._delivered(pending.recipient), failed)
 
+    def _check_call(self, private_key: str, msg_tag: Any, message: Any) -> Tuple[Client, str]:
+        sender = self.client_for_key(private_key)
+        if not isinstance(msg_tag, str):
+            raise SAMPValueError("msg-tag must be a string")
+        check_string(msg_tag, "msg-tag")
+        mtype = self._check_message(sender, message)
+        self._require_callable(sender)
+        return sender, mtype
+
     def _require_callable(self, sender: Client) -> None:
         if sender.target is None:
             raise SAMPHubError(
@@ -605,12 +614,7 @@ class Hub:
 
         @return: the msg-id.
         """
-        sender = self.client_for_key(private_key)
-        if not isinstance(msg_tag, str):
-            raise SAMPValueError("msg-tag must be a string")
-        check_string(msg_tag, "msg-tag")
-        mtype = self._check_message(sender, message)
-        self._require_callable(sender)
+        sender, mtype = self._check_call(private_key, msg_tag, message)
         recipient = self._recipient(recipient_id, mtype)
         pending = self._new_pending(sender, recipient, msg_tag)
         self._deliver_call(pending, message)
@@ -622,12 +626,7 @@ class Hub:
 
         @return: map of recipient id to msg-id.
         """
-        sender = self.client_for_key(private_key)
-        if not isinstance(msg_tag, str):
-            raise SAMPValueError("msg-tag must be a string")
-        check_string(msg_tag, "msg-tag")
-        mtype = self._check_message(sender, message)
-        self._require_callable(sender)
+        sender, mtype = self._check_call(private_key, msg_tag, message)
         recipients = [c for c, _ in self.subscribed(mtype) if c is not sender]
         pendings = [self._new_pending(sender, r, msg_tag) for r in recipients]
         for pending in pendings:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import peers
 import pytest
-from web.test_web_browser import CHROMIUM, FLAGS, _chromium
+from browser import chromium_context
 
 from samptwist.hub.status import status_url
 
@@ -27,17 +27,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture
 def browser(tmp_path):
-    peers.require_peer("chromium", _chromium)
-    sync_api = peers.require_peer("playwright", lambda: __import__(
-        "playwright.sync_api", fromlist=["sync_playwright"]))
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=FLAGS, chromium_sandbox=False)
-        try:
-            yield context
-        finally:
-            context.close()
+    yield from chromium_context(tmp_path / "chromium-profile")
 
 
 def fetch(url, headers=None):

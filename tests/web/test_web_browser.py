@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import os
 import shutil
 import sys
 import threading
@@ -26,11 +25,7 @@ from .webhub import web_hub
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import peers  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-proxy-server", "--host-resolver-rules=MAP evil.test 127.0.0.1"]
+from browser import chromium_context  # noqa: E402
 
 PAGE = """<!doctype html><title>samptwist web test</title>
 <script src="{hub}samptwist-web.js"></script>
@@ -49,25 +44,9 @@ SampTwist.connect({{
 """
 
 
-def _chromium():
-    if not os.access(CHROMIUM, os.X_OK):
-        raise LookupError(f"no {CHROMIUM} (apt-get install chromium)")
-    return CHROMIUM
-
-
 @pytest.fixture
 def browser(tmp_path):
-    peers.require_peer("chromium", _chromium)
-    sync_api = peers.require_peer("playwright", lambda: __import__(
-        "playwright.sync_api", fromlist=["sync_playwright"]))
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=FLAGS, chromium_sandbox=False)
-        try:
-            yield context
-        finally:
-            context.close()
+    yield from chromium_context(tmp_path / "chromium-profile")
 
 
 @contextlib.contextmanager
