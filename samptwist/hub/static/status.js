@@ -100,6 +100,7 @@
     document.title = s.hub.name + " - SAMP hub status";
     $("#hub-description").textContent = s.hub.description;
     startedAt = Date.now() - s.hub.uptime * 1000;
+    $("#uptime").textContent = fmtDuration(s.hub.uptime);
     setStats(s.stats);
     renderClients(s.clients);
     log = s.log.slice(-MAX_LOG);
