@@ -8,6 +8,7 @@ external entities) and non-XML content types.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any, Optional
 
 from twisted.web import server, xmlrpc
@@ -18,6 +19,9 @@ from .._log import Logger
 DEFAULT_MAX_REQUEST = 64 * 1024 * 1024
 
 log = Logger()
+
+_PROLOG_READ = 64 * 1024
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
 
 
 class LimitedRequest(server.Request):
@@ -101,10 +105,18 @@ def reject_unsafe_xml(
         request.write(b"XML-RPC requests must be sent as text/xml\n")
         request.finish()
         return True
-    request.content.seek(0, 0)
-    body = request.content.read()
-    request.content.seek(0, 0)
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+    # A DTD (and so any entity declaration) can only come before the root
+    # element: read just the prolog, not a whole (possibly huge) body.
+    content = request.content
+    content.seek(0, 0)
+    head = content.read(_PROLOG_READ)
+    root = _ROOT_START.search(head)
+    if root is not None and b"<!--" not in head[: root.start()]:
+        prolog = head[: root.start()]
+    else:  # no root element yet, or comments that could hide one: check it all
+        prolog = head + content.read()
+    content.seek(0, 0)
+    if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
         log.warn("refused an XML-RPC request containing a DTD or entity declaration")
         resource._cbRender(
             xmlrpc.Fault(

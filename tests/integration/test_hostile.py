@@ -45,6 +45,9 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <methodCall><methodName>samp.hub.register</methodName><params><param><value>&lol3;</value>
 </param></params></methodCall>"""
 
+HIDDEN_DTD = (b"<?xml version='1.0'?><!-- <methodCall> -->" + b" " * 70000
+              + BILLION_LAUGHS[BILLION_LAUGHS.index(b"<!DOCTYPE"):])
+
 EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 <!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <methodCall><methodName>samp.hub.register</methodName><params><param><value>&xxe;</value>
@@ -59,6 +62,7 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
         (b"<methodCall><methodName>samp.hub.ping", "deserialize"),
         (BILLION_LAUGHS, "DTDs"),
         (EXTERNAL_ENTITY, "DTDs"),
+        (HIDDEN_DTD, "DTDs"),
         (b"<?xml version='1.0'?><methodCall><methodName>samp.hub.register</methodName>"
          b"<params><param><value>\xff\xfe</value></param></params></methodCall>",
          "deserialize"),
