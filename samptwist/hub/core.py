@@ -304,6 +304,11 @@ class Hub:
         target = client.target
         if target is not None and subscription_for(client.subscriptions, DISCONNECT) is not None:
             client.target = None  # nothing else is delivered to it
+            # Do not make the farewell wait behind a backlog (a hung client
+            # may have thousands of callbacks queued): drop them first.
+            discard = getattr(target, "discard_queued", None)
+            if discard is not None:
+                discard()
             d = target.receiveNotification(HUB_ID, _message(DISCONNECT, {"reason": reason}))
             d.addErrback(lambda _: None)
             d.addBoth(lambda _: target.close())

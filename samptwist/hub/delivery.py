@@ -666,6 +666,15 @@ class XmlRpcCallbackTarget:
     def receiveResponse(self, responderId: str, msgTag: str, response: Dict[str, Any]) -> Deferred:
         return self._enqueue("samp.client.receiveResponse", (responderId, msgTag, response))
 
+    def discard_queued(self) -> None:
+        """
+        Fail every callback still waiting (not the one in flight), as for a
+        client that is gone; later callbacks are queued as usual.
+        """
+        queued, self._queue = self._queue, deque()
+        for _, _, d in queued:
+            d.errback(DeliveryFailed("client is gone", unreachable=False, gone=True))
+
     def close(self) -> None:
         self._closed = True
         queued, self._queue = self._queue, deque()

@@ -154,3 +154,26 @@ def test_callback_url_ok(url):
 def test_callback_url_bad(url):
     with pytest.raises(SAMPValueError):
         check_callback_url(url)
+
+
+def test_ejection_drops_backlog_before_disconnect(setup):
+    """ADM-DISC-1: an ejected client's backlog is dropped so samp.hub.disconnect
+    is the next callback after the one in flight."""
+    from samptwist.hub.core import Hub
+
+    clock, agent, caller = setup
+    hub = Hub(clock)
+    c = hub.register("standard")
+    target = XmlRpcCallbackTarget(caller, "http://127.0.0.1:1/", c.private_key)
+    hub.set_callback(c.private_key, target)
+    hub.declare_subscriptions(c.private_key, {"a.b": {}, "samp.hub.disconnect": {}})
+    sender = hub.register("standard")
+    for _ in range(50):
+        hub.notify(sender.private_key, c.public_id, {"samp.mtype": "a.b"})
+    assert len(target) >= 49
+    hub.eject(c, "testing")
+    assert len(target) == 1  # only the farewell waits behind the request in flight
+    agent.answer()  # the request that was in flight
+    (key, sender_id, message), method = agent.answer()
+    assert message["samp.mtype"] == "samp.hub.disconnect"
+    assert message["samp.params"] == {"reason": "testing"}
