@@ -291,3 +291,28 @@ def test_queue_overflow_ejects_and_is_reported():
     assert reg["samp.self-id"] not in web.hub.get_registered_clients(std.private_key)
     left = web.pull(reg["samp.private-key"])
     assert len(left) == 4 and "overflow" in left[-1]["samp.params"][1]["samp.params"]["reason"]
+
+
+def test_pages_learn_only_subscriptions_they_may_use():
+    """ADM-SUBS-1 (practice), WEB-SEC-5: getSubscriptions and samp.hub.event.subscriptions
+    show a page only the entries it may send to; Standard clients see everything."""
+    web = Web()
+    key = web.register(subs={"samp.hub.event.subscriptions": {}})["samp.private-key"]
+    watcher, watcher_rec = web.standard({"samp.hub.event.subscriptions": {}})
+    subs = {"table.load.votable": {}, "x-private.thing": {}, "script.aladin.send": {},
+            "script.other": {"samp.mostly-harmless": "1"}, "image.*": {}, "*": {}}
+    desktop, _ = web.standard(subs)
+    web.flush()
+    visible = {"table.load.votable": {}, "script.other": {"samp.mostly-harmless": "1"},
+               "image.*": {}}
+    assert web.call("getSubscriptions", key, desktop.public_id) == visible
+    events = [c["samp.params"][1]["samp.params"] for c in web.pull(key)
+              if c["samp.methodName"] == "receiveNotification"
+              and c["samp.params"][1]["samp.mtype"] == "samp.hub.event.subscriptions"
+              and c["samp.params"][1]["samp.params"]["id"] == desktop.public_id]
+    assert events[-1]["subscriptions"] == visible
+    std_events = [args[-1] for name, args in watcher_rec.got
+                  if name == "receiveNotification"
+                  and (m := args[-1])["samp.mtype"] == "samp.hub.event.subscriptions"
+                  and m["samp.params"]["id"] == desktop.public_id]
+    assert std_events[-1]["samp.params"]["subscriptions"] == subs

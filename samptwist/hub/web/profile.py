@@ -30,7 +30,7 @@ from ..._log import Logger
 from ...errors import SAMPHubError, SAMPValueError
 from ...mtype import check_mtype, subscription_for
 from ...types import check_map, decode_int
-from ..core import HUB_ID, METADATA, Client, Hub, _timeout_seconds
+from ..core import HUB_ID, METADATA, SUBSCRIPTIONS, Client, Hub, _timeout_seconds
 from ..httpguard import reject_unsafe_xml
 from .access import request_host_name
 from .consent import ConsentRequest, IConsentPolicy, printable
@@ -212,6 +212,24 @@ class WebProfile(xmlrpc.XMLRPC):
             "(the client stopped pulling them)",
         )
 
+    def _filter_event(self, method: str, params: List[Any]) -> List[Any]:
+        # samp.hub.event.subscriptions tells a page only the subscriptions it
+        # may send to (ADM-SUBS-1 practice, as JSAMP does).
+        if method != "receiveNotification" or params[0] != HUB_ID:
+            return params
+        message = params[1]
+        if message.get("samp.mtype") != SUBSCRIPTIONS:
+            return params
+        event = message.get("samp.params") or {}
+        subs = event.get("subscriptions")
+        if not isinstance(subs, dict):
+            return params
+        shown = self.restriction.visible(subs)
+        if shown is subs or len(shown) == len(subs):
+            return params
+        filtered = dict(message, **{"samp.params": dict(event, subscriptions=shown)})
+        return [params[0], filtered]
+
     def _incoming(self, state: WebClient, method: str, params: List[Any]) -> None:
         # URL tracking (WEB-URL-3): only content from trusted clients
         # permits URLs; hub events vouch only for non-web clients' data.
@@ -377,8 +395,12 @@ class WebProfile(xmlrpc.XMLRPC):
         return ""
 
     def getSubscriptions(self, private_key: Any, client_id: Any) -> Dict[str, Any]:
+        """
+        Like the Standard Profile's, but only the entries the caller may send
+        to (WEB-SEC-5, ADM-SUBS-1).
+        """
         self._web(private_key)
-        return self.hub.get_subscriptions(private_key, client_id)
+        return self.restriction.visible(self.hub.get_subscriptions(private_key, client_id))
 
     def getRegisteredClients(self, private_key: Any) -> List[str]:
         self._web(private_key)
@@ -521,6 +543,7 @@ class WebProfile(xmlrpc.XMLRPC):
                 self.max_queue,
                 on_overflow=lambda q: self._overflow(state, q),
                 on_callback=lambda method, params: self._incoming(state, method, params),
+                rewrite=self._filter_event,
             )
             state.queue = queue
             self.hub.set_callback(private_key, queue)

@@ -50,8 +50,11 @@ class WebCallbackQueue:
         max_size: int = MAX_QUEUE,
         on_overflow: Optional[Callable[[WebCallbackQueue], None]] = None,
         on_callback: Optional[Callable[[str, List[Any]], None]] = None,
+        rewrite: Optional[Callable[[str, List[Any]], List[Any]]] = None,
     ) -> None:
         """
+        @param rewrite: given the method name and parameters of a callback,
+            returns the parameters to queue (e.g. filtered hub events).
         @param on_overflow: called (once) when a callback does not fit.
         @param on_callback: called with the method name and parameters of
             every callback accepted (for URL tracking).
@@ -60,6 +63,7 @@ class WebCallbackQueue:
         self.max_size = max_size
         self.on_overflow = on_overflow
         self.on_callback = on_callback
+        self.rewrite = rewrite
         self.closed = False
         self.overflowed = False
         self._items: Deque[Dict[str, Any]] = deque()
@@ -94,6 +98,8 @@ class WebCallbackQueue:
                     unreachable=False,
                 )
             )
+        if self.rewrite is not None:
+            params = self.rewrite(method, params)
         if self.on_callback is not None:
             self.on_callback(method, params)
         self._items.append({"samp.methodName": method, "samp.params": params})

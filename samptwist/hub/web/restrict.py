@@ -11,7 +11,7 @@ refused by default.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from ...mtype import is_pattern, matches
 from ...types import decode_int
@@ -74,6 +74,15 @@ class MessageRestriction:
         @return: whether C{mtype} is on the allowed list.
         """
         return any(matches(pattern, mtype) for pattern in self.patterns)
+
+    def visible(self, subscriptions: Dict[str, Any]) -> Dict[str, Any]:
+        """
+        @return: the entries of a subscriptions map that a web client may
+            send to (ADM-SUBS-1 practice: pages learn only what they may use).
+        """
+        if not self.enabled:
+            return subscriptions
+        return {key: note for key, note in subscriptions.items() if self.permits(key, note)}
 
     def permits(self, mtype: str, annotation: Any = None) -> bool:
         """
