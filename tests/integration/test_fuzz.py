@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from tests.peers import running_hub
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def fuzz_hub(tmp_path_factory):

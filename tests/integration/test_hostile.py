@@ -247,3 +247,26 @@ async def test_secrets_never_logged(tmp_path):
         assert secret not in text
 
 
+
+
+@pytest.mark.parametrize(
+    "body, content_type, text",
+    [
+        (rpc("samp.hub.ping"), "application/json", "non-XML request"),
+        (EXTERNAL_ENTITY, "text/xml", "DTD or entity"),
+        (rpc("samp.hub.register", "wrong"), "text/xml", "wrong secret"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_refusals_logged_once(hub, body, content_type, text):
+    """Each refusal is logged exactly once, at warn level."""
+    from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        await post(hub.url, body, content_type)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+    assert len(warnings) == 1 and text in warnings[0], warnings
