@@ -1,9 +1,10 @@
 """
-A real desktop application on our hub: TOPCAT (Debian package `topcat`),
-running on a virtual X display (Xvfb), registers with the hub found through
-the lockfile, is seen by our client library's tracker, answers ping, loads a
-VOTable sent by our client and by `samptwist load`, and unregisters when it
-exits.  Missing TOPCAT or Xvfb: skipped, or failed when CI is set.
+Real desktop applications on our hub, each on a private virtual X display
+(Xvfb): TOPCAT (Debian package `topcat`) and Aladin (`aladin`).  They register
+with the hub found through the lockfile, are seen by our client library's
+tracker, answer ping and load the data we send them (by the client library
+and by `samptwist load`).  Missing applications or Xvfb: skipped, or failed
+when CI is set.
 """
 
 from __future__ import annotations
@@ -70,25 +71,56 @@ def hub(tmp_path):
         yield running
 
 
-@pytest.fixture
-def topcat(hub, display):
-    exe = peers.require_peer("topcat", lambda: _which("topcat", "/usr/bin/topcat"))
+def _start_app(hub, display, name: str, argv: list):
+    exe = peers.require_peer(name, lambda: _which(name, f"/usr/bin/{name}"))
     env = dict(hub.env, DISPLAY=display)
     env["JAVA_TOOL_OPTIONS"] = env["JAVA_TOOL_OPTIONS"] + " -Djava.awt.headless=false"
-    log = open(hub.home / "topcat.log", "wb")
-    proc = subprocess.Popen([exe, "-samp", "-nohub"], env=env, cwd=str(hub.home),
+    log = open(hub.home / f"{name}.log", "wb")
+    proc = subprocess.Popen([exe, *argv], env=env, cwd=str(hub.home),
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    return proc, log
+
+
+def _end_app(proc, log) -> None:
+    # /usr/bin/topcat and /usr/bin/aladin are scripts running java: end the
+    # whole session we started.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture
+def topcat(hub, display):
+    proc, log = _start_app(hub, display, "topcat", ["-samp", "-nohub"])
     try:
         yield proc
     finally:
-        # /usr/bin/topcat is a script running java: end the whole session we started
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=20)
-        log.close()
+        _end_app(proc, log)
+
+
+@pytest.fixture
+def aladin(hub, display):
+    proc, log = _start_app(hub, display, "aladin", [])
+    try:
+        yield proc
+    finally:
+        _end_app(proc, log)
+
+
+async def wait_for_app(client, hub, name: str, mtype: str) -> str:
+    """Wait (bounded) until application C{name} is registered and subscribed to C{mtype}."""
+    try:
+        await client.tracker.when(
+            lambda t: t.find(name) is not None and mtype in t.clients[t.find(name)].subscriptions
+        ).addTimeout(START, reactor)
+    except Exception:
+        log = (hub.home / f"{name.lower()}.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{name} did not register within {START:.0f}s:\n{log}") from None
+    return client.tracker.find(name)
 
 
 async def until(predicate, timeout: float) -> None:
@@ -113,15 +145,7 @@ async def test_topcat_on_our_hub(hub, topcat, tmp_path):
     client = SAMPClient(reactor, name="topcat-test", lockfile=hub.lockfile)
     await client.connect()
     try:
-        try:
-            await client.tracker.when(
-                lambda t: t.find("topcat") is not None
-                and "table.load.votable" in t.clients[t.find("topcat")].subscriptions
-            ).addTimeout(START, reactor)
-        except Exception:
-            log = (hub.home / "topcat.log").read_text(errors="replace")[-3000:]
-            raise AssertionError(f"TOPCAT did not register within {START:.0f}s:\n{log}") from None
-        topcat_id = client.tracker.find("topcat")
+        topcat_id = await wait_for_app(client, hub, "topcat", "table.load.votable")
         assert client.tracker.clients[topcat_id].metadata["samp.name"] == "topcat"
 
         pong = await client.call_and_wait(topcat_id, "samp.app.ping", timeout=30)
@@ -159,5 +183,46 @@ async def test_topcat_on_our_hub(hub, topcat, tmp_path):
                     assert "no longer registered" in str(e)
                     break
             await client.tracker.when(lambda t: t.find("topcat") is None).addTimeout(30, reactor)
+    finally:
+        await client.disconnect()
+
+
+def fits_image(path: Path) -> Path:
+    import importlib
+
+    fits = peers.require_peer("astropy", lambda: importlib.import_module("astropy.io.fits"))
+    import numpy
+    hdu = fits.PrimaryHDU(numpy.arange(64 * 64, dtype="float32").reshape(64, 64))
+    hdu.header.update({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 83.63,
+                       "CRVAL2": 22.01, "CRPIX1": 32.0, "CRPIX2": 32.0,
+                       "CDELT1": -0.001, "CDELT2": 0.001})
+    hdu.writeto(str(path))
+    return path
+
+
+@pytest_twisted.ensureDeferred
+async def test_aladin_on_our_hub(hub, aladin, tmp_path):
+    client = SAMPClient(reactor, name="aladin-test", lockfile=hub.lockfile)
+    await client.connect()
+    try:
+        aladin_id = await wait_for_app(client, hub, "Aladin", "image.load.fits")
+        pong = await client.call_and_wait(aladin_id, "samp.app.ping", timeout=30)
+        assert pong["samp.status"] == "samp.ok"
+        info = client.tracker.clients[aladin_id]
+        assert {"coord.pointAt.sky", "image.load.fits", "samp.app.ping"} <= set(info.subscriptions)
+        assert info.metadata["samp.name"] == "Aladin"
+        # Offline (as here and in CI) Aladin may fail to build its server dialog
+        # and then answer messages with a Java fault; either way the caller gets a
+        # prompt, informative answer through our hub.
+        image = fits_image(tmp_path / "crab.fits")
+        for mtype, params in (("coord.pointAt.sky", {"ra": "83.633", "dec": "22.014"}),
+                              ("image.load.fits", {"url": image.as_uri(), "name": "crab"})):
+            try:
+                response = await client.call_and_wait(aladin_id, mtype, params, timeout=60)
+            except SAMPCallError as e:
+                assert e.errortxt.startswith(f"delivery to {aladin_id} (Aladin) failed: "
+                                             "client answered fault: java."), e.errortxt
+            else:
+                assert response["samp.status"] == "samp.ok", response
     finally:
         await client.disconnect()
