@@ -23,6 +23,7 @@ timing.  Never private keys, the secret, msg-ids or message parameters.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -277,7 +278,9 @@ def _host_ok(request: Any) -> bool:
     return name.lower() in LOOPBACK_NAMES or _is_loopback(name)
 
 
+@functools.cache
 def _static(name: str) -> bytes:
+    # Read once: no file I/O in the reactor per request.
     return resources.files("samptwist.hub").joinpath("static", name).read_bytes()
 
 

@@ -14,6 +14,7 @@ Paths:
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from typing import Any, Optional
 
@@ -50,6 +51,7 @@ CLIENTACCESSPOLICY = b"""<?xml version="1.0" encoding="utf-8"?>
 JS_NAME = "samptwist-web.js"
 
 
+@functools.lru_cache(maxsize=1)
 def javascript_client() -> bytes:
     """
     @return: the source of the shipped JavaScript Web Profile client.
