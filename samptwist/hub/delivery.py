@@ -10,6 +10,7 @@ served as usual.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import xmlrpc.client
 from collections import deque
@@ -299,6 +300,7 @@ def _parse_answer(body: bytes) -> None:
 
 
 
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _MAX_IDLE_PER_HOST = 256
 _MAX_HEAD = 64 * 1024
 _ENCODED_ENTRIES = 16
@@ -451,19 +453,21 @@ class _CallbackHTTP(Protocol):
         self.got_bytes = True
         self.buf += data
         if not self.in_body:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
+            # The header ends at a blank line; some servers (SAOImage DS9's
+            # Tcl one) end lines with a bare LF instead of CRLF.
+            blank = _BLANK_LINE.search(self.buf)
+            if blank is None:
                 if len(self.buf) > _MAX_HEAD:
                     self._abort(DeliveryFailed("callback answer has an oversized header"))
                 return
-            if not self._head(self.buf[:end]):
+            if not self._head(self.buf[: blank.start()]):
                 return
-            self.buf = self.buf[end + 4:]
+            self.buf = self.buf[blank.end():]
             self.in_body = True
         self._body()
 
     def _head(self, head: bytes) -> bool:
-        lines = head.split(b"\r\n")
+        lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
         parts = lines[0].split(None, 2)
         try:
             self.version, self.code = parts[0], int(parts[1])

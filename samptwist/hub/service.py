@@ -36,7 +36,7 @@ from ..lockfile import (
 from .activity import ActivityMonitor
 from .core import Hub
 from .delivery import CallbackCaller, _Body
-from .httpguard import DEFAULT_MAX_REQUEST, LimitedRequest
+from .httpguard import DEFAULT_MAX_REQUEST, LimitedRequest, TolerantHTTPChannel
 from .pages import HubRoot
 from .standard import StandardProfile
 from .status import StatusMonitor, StatusResource, status_url
@@ -78,6 +78,7 @@ class QuietSite(Site):
     noisy = False
     log_ = Logger()
     requestFactory = LimitedRequest
+    protocol = TolerantHTTPChannel  # type: ignore[assignment]  # HTTP/1.x only
     max_request_size: Optional[int] = DEFAULT_MAX_REQUEST
 
     def log(self, request: Any) -> None:

@@ -1,6 +1,7 @@
 """
 Real desktop applications on our hub, each on a private virtual X display
-(Xvfb): TOPCAT (Debian package `topcat`) and Aladin (`aladin`).  They register
+(Xvfb): TOPCAT (Debian package `topcat`), SAOImage DS9 (`saods9`) and Aladin
+(`aladin`).  They register
 with the hub found through the lockfile, are seen by our client library's
 tracker, answer ping and load the data we send them (by the client library
 and by `samptwist load`).  Missing applications or Xvfb: skipped, or failed
@@ -32,10 +33,10 @@ START = 120.0  # seconds for TOPCAT to come up and register (a JVM on 2 cores)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _which(name: str, path: str) -> str:
+def _which(name: str, path: str, package: str = "") -> str:
     found = shutil.which(name) or (path if os.access(path, os.X_OK) else None)
     if found is None:
-        raise LookupError(f"{name} is not installed (apt-get install {name.lower()})")
+        raise LookupError(f"{name} is not installed (apt-get install {package or name.lower()})")
     return found
 
 
@@ -71,8 +72,8 @@ def hub(tmp_path):
         yield running
 
 
-def _start_app(hub, display, name: str, argv: list):
-    exe = peers.require_peer(name, lambda: _which(name, f"/usr/bin/{name}"))
+def _start_app(hub, display, name: str, argv: list, package: str = ""):
+    exe = peers.require_peer(name, lambda: _which(name, f"/usr/bin/{name}", package))
     env = dict(hub.env, DISPLAY=display)
     env["JAVA_TOOL_OPTIONS"] = env["JAVA_TOOL_OPTIONS"] + " -Djava.awt.headless=false"
     log = open(hub.home / f"{name}.log", "wb")
@@ -96,6 +97,15 @@ def _end_app(proc, log) -> None:
 @pytest.fixture
 def topcat(hub, display):
     proc, log = _start_app(hub, display, "topcat", ["-samp", "-nohub"])
+    try:
+        yield proc
+    finally:
+        _end_app(proc, log)
+
+
+@pytest.fixture
+def ds9(hub, display):
+    proc, log = _start_app(hub, display, "ds9", ["-xpa", "no"], package="saods9")
     try:
         yield proc
     finally:
@@ -224,5 +234,30 @@ async def test_aladin_on_our_hub(hub, aladin, tmp_path):
                                              "client answered fault: java."), e.errortxt
             else:
                 assert response["samp.status"] == "samp.ok", response
+    finally:
+        await client.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_ds9_on_our_hub(hub, ds9, tmp_path):
+    """DS9 (whose HTTP lines end with a bare LF) registers, loads an image sent by
+    the client library and by `samptwist load`, and answers ds9.get."""
+    client = SAMPClient(reactor, name="ds9-test", lockfile=hub.lockfile)
+    await client.connect()
+    try:
+        ds9_id = await wait_for_app(client, hub, "SAOImageDS9", "image.load.fits")
+        pong = await client.call_and_wait(ds9_id, "samp.app.ping", timeout=30)
+        assert pong["samp.status"] == "samp.ok"
+        image = fits_image(tmp_path / "crab.fits")
+        loaded = await client.call_and_wait(
+            ds9_id, "image.load.fits", {"url": image.as_uri(), "name": "crab"}, timeout=60)
+        assert loaded["samp.status"] == "samp.ok", loaded
+        shown = await client.call_and_wait(ds9_id, "ds9.get", {"cmd": "file"}, timeout=30)
+        assert shown["samp.result"]["value"].strip() == str(image)
+        done = subprocess.run(
+            [sys.executable, "-m", "samptwist", "load", str(image), "--to", "SAOImageDS9"],
+            env=dict(hub.env, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+            timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and "accepted" in done.stdout, done.stdout + done.stderr
     finally:
         await client.disconnect()

@@ -187,3 +187,38 @@ async def test_refusing_client_ejected_and_reregistration_ok(hub, clients):
     assert dead.id not in await sender.call("getRegisteredClients")
     again = await clients(subs={"a.b": {}})
     assert again.id != dead.id
+
+
+class BareLF(protocol.Protocol):
+    """A callback server answering with bare-LF header lines, as DS9's does."""
+
+    received = 0
+
+    def dataReceived(self, data):
+        if b"</methodCall>" in data:
+            BareLF.received += 1
+            body = b"<?xml version='1.0'?>\n<methodResponse><params><param><value>" \
+                   b"<string></string></value></param></params></methodResponse>\n"
+            self.transport.write(b"HTTP/1.0 200 OK\nContent-Type: text/xml\n"
+                                 b"Content-Length: %d\n\n" % len(body) + body)
+            self.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bare_lf_callback_answers(hub, clients):
+    """Callback answers with bare-LF headers are understood (SAOImage DS9)."""
+    BareLF.received = 0
+    ds9, port = await bad_client(hub, BareLF, {"a.b": {}})
+    sender = await clients()
+    try:
+        for _ in range(4):
+            await sender.call("notify", ds9.id, {"samp.mtype": "a.b"})
+        for _ in range(100):
+            if BareLF.received >= 4:
+                break
+            await deferLater(0.02)
+        assert BareLF.received == 4
+        assert hub.hub.stats.delivery_failures == 0
+        assert ds9.id in await sender.call("getRegisteredClients")
+    finally:
+        await port.stopListening()

@@ -9,7 +9,7 @@ import xmlrpc.client
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet import error, reactor
+from twisted.internet import defer, error, reactor
 from twisted.web.xmlrpc import Fault
 
 from samptwist.errors import HubAlreadyRunning
@@ -207,3 +207,37 @@ async def test_shutdown_event_before_close(hub, clients):
     assert not hub.lockfile.exists()
     with pytest.raises(error.ConnectionRefusedError):
         await c.hub.callRemote("samp.hub.ping")
+
+
+@pytest_twisted.ensureDeferred
+async def test_bare_lf_request_accepted(hub):
+    """Requests whose header lines end with a bare LF (SAOImage DS9 sends them) are
+    served, not left waiting for a CRLF that never comes."""
+    from twisted.internet.protocol import ClientFactory, Protocol
+
+    body = (b'<?xml version="1.0"?>\n<methodCall>\n<methodName>samp.hub.register</methodName>'
+            b"\n<params><param><value><string>" + hub.secret.encode() +
+            b"</string></value></param></params>\n</methodCall>\n")
+    request = (b"POST /xmlrpc HTTP/1.0\nContent-Type: text/xml\nContent-length: %d\n\n"
+               % len(body)) + body
+    answer = defer.Deferred()
+
+    class Raw(Protocol):
+        data = b""
+
+        def connectionMade(self):
+            self.transport.write(request)
+
+        def dataReceived(self, data):
+            self.data += data
+
+        def connectionLost(self, reason):
+            answer.callback(self.data)
+
+    factory = ClientFactory.forProtocol(Raw)
+    port = int(hub.url.split(":")[2].split("/")[0])
+    reactor.connectTCP("127.0.0.1", port, factory)
+    data = await answer.addTimeout(10, reactor)
+    assert data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200"), data[:200]
+    registration = xmlrpc.client.loads(data.split(b"\r\n\r\n", 1)[1])[0][0]
+    assert registration["samp.hub-id"] == "hub"

@@ -23,7 +23,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from ..._log import Logger, get_level
-from ..httpguard import DEFAULT_MAX_REQUEST, LimitedRequest
+from ..httpguard import DEFAULT_MAX_REQUEST, LimitedRequest, TolerantHTTPChannel
 from .access import add_cors, answer_preflight, host_is_allowed, peer_is_loopback
 from .profile import WebProfile
 from .translator import Translator
@@ -163,6 +163,7 @@ class WebProfileSite(Site):
     noisy = False
     log_ = Logger()
     requestFactory = LimitedRequest
+    protocol = TolerantHTTPChannel  # type: ignore[assignment]  # HTTP/1.x only
     max_request_size: Optional[int] = DEFAULT_MAX_REQUEST
 
     def log(self, request: Any) -> None:
