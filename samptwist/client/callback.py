@@ -23,6 +23,7 @@ try:
 except ImportError:  # pragma: no cover
     from typing_extensions import Protocol  # type: ignore[assignment]
 
+from .._http import TolerantHTTPChannel
 from .._log import Logger
 from ..types import check_map
 
@@ -114,6 +115,8 @@ class CallbackResource(xmlrpc.XMLRPC):
 class _QuietSite(Site):
     noisy = False
     displayTracebacks = False
+    # SAOImage DS9's own hub ends HTTP header lines with a bare LF
+    protocol = TolerantHTTPChannel  # type: ignore[assignment]
 
     def log(self, request: Any) -> None:
         pass

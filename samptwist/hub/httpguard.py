@@ -11,33 +11,20 @@ import io
 import re
 from typing import Any, Optional
 
-from twisted.web import http, server, xmlrpc
+from twisted.web import server, xmlrpc
 
+from .._http import TolerantHTTPChannel
 from .._log import Logger
 
 #: Default limit on one request body: room for a 10 MB message and more.
+__all__ = ["DEFAULT_MAX_REQUEST", "LimitedRequest", "TolerantHTTPChannel", "reject_unsafe_xml"]
+
 DEFAULT_MAX_REQUEST = 64 * 1024 * 1024
 
 log = Logger()
 
 _PROLOG_READ = 64 * 1024
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
-
-
-class TolerantHTTPChannel(http.HTTPChannel):
-    """
-    An HTTP channel that also accepts request lines and headers ended by a
-    bare LF, as RFC 9112 allows a server to: SAOImage DS9's SAMP code sends
-    such requests, and Twisted's channel (CRLF only) would wait forever for
-    the end of their header.
-    """
-
-    delimiter = b"\n"
-
-    def lineReceived(self, line: bytes) -> None:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        super().lineReceived(line)
 
 
 class LimitedRequest(server.Request):
