@@ -10,7 +10,7 @@ import pty
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from zope.interface import implementer
@@ -143,6 +143,9 @@ def test_prompt_bounded_and_withdrawn():
     queued = t.prompt.request(ask("B"))
     assert now(t.prompt.request(ask("C"))) is False
     active.cancel()
+    withdrawn = []
+    active.addErrback(withdrawn.append)
+    assert withdrawn and withdrawn[0].check(CancelledError)
     assert "withdrawn" in t.shown() and "B" in t.shown()
     t.type("yes\n")
     assert now(queued) is True

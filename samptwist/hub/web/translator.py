@@ -73,6 +73,13 @@ class _Collect(Protocol):
             self.done.errback(reason)
 
 
+def _discard_body(response: Any) -> None:
+    """Drop a response's body (its size-limit failure is expected)."""
+    ignored: Deferred = Deferred()
+    ignored.addErrback(lambda _: None)
+    response.deliverBody(_Collect(0, ignored))
+
+
 class Translator(Resource):
     """
     C{/translator/}: one child path segment, the client's translator token.
@@ -204,7 +211,7 @@ class Translator(Resource):
         def got(response: Any, target: str, hops: int) -> Any:
             location = response.headers.getRawHeaders(b"location", [None])[0]
             if response.code in (301, 302, 303, 307, 308) and location:
-                response.deliverBody(_Collect(0, Deferred()))
+                _discard_body(response)
                 if hops >= MAX_REDIRECTS:
                     raise _Refused(502, "too many redirects")
                 next_url = urljoin(target, location.decode("ascii", "replace"))
@@ -213,7 +220,7 @@ class Translator(Resource):
                     raise _Refused(403, f"translation refused: {why}")
                 return get(next_url, hops + 1)
             if response.length is not None and response.length > self.max_size:
-                response.deliverBody(_Collect(0, Deferred()))
+                _discard_body(response)
                 raise _Refused(413, f"larger than the translator's limit ({self.max_size} bytes)")
             body: Deferred = Deferred()
             response.deliverBody(_Collect(self.max_size, body))
