@@ -95,3 +95,21 @@ async def test_examples(our_hub, lockfile, isolated_home, tmp_path):
         await wait_until(lambda: proto.exited, 30, "responder exit")
         await end_process(proto, transport)
     assert "hub gone" in proto.text()
+
+
+def test_notebook_session_example(isolated_home):
+    """examples/notebook_session.py: private blocking hub, send_table_to, clean exit."""
+    import os
+    import subprocess
+
+    peers.require_samp_module("astropy.table")
+    env = dict(os.environ, HOME=str(isolated_home), PYTHONPATH=str(ROOT))
+    env.pop("SAMP_HUB", None)
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "notebook_session.py")],
+                          env=env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, cwd=isolated_home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "viewer loaded 'my stars': 3 rows" in done.stdout
+    assert "viewer: samp.ok" in done.stdout
+    assert "lockfile removed: True" in done.stdout
+    assert not (isolated_home / ".samp").exists()
