@@ -17,7 +17,13 @@ from .._http import TolerantHTTPChannel
 from .._log import Logger
 
 #: Default limit on one request body: room for a 10 MB message and more.
-__all__ = ["DEFAULT_MAX_REQUEST", "LimitedRequest", "TolerantHTTPChannel", "reject_unsafe_xml"]
+__all__ = [
+    "DEFAULT_MAX_REQUEST",
+    "GuardedSite",
+    "LimitedRequest",
+    "TolerantHTTPChannel",
+    "reject_unsafe_xml",
+]
 
 DEFAULT_MAX_REQUEST = 64 * 1024 * 1024
 
@@ -83,6 +89,21 @@ class LimitedRequest(server.Request):
         if self._refused:
             return
         super().requestReceived(command, path, version)
+
+
+class GuardedSite(server.Site):
+    """
+    The base of the hub's sites: quiet (no start-up line, no tracebacks),
+    bodies limited to C{max_request_size} (L{LimitedRequest}) and bare-LF
+    header lines accepted (L{TolerantHTTPChannel}).  Subclasses choose how
+    requests are logged.
+    """
+
+    displayTracebacks = False
+    noisy = False
+    requestFactory = LimitedRequest
+    protocol = TolerantHTTPChannel  # type: ignore[assignment]  # HTTP/1.x only
+    max_request_size: Optional[int] = DEFAULT_MAX_REQUEST
 
 
 def reject_unsafe_xml(

@@ -16,10 +16,10 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import deferLater
 from twisted.logger import LogLevel
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.server import Site
 
 from .. import __version__
 from .._log import Logger, get_level
@@ -36,7 +36,7 @@ from ..lockfile import (
 from .activity import ActivityMonitor
 from .core import Hub
 from .delivery import CallbackCaller, _Body
-from .httpguard import DEFAULT_MAX_REQUEST, LimitedRequest, TolerantHTTPChannel
+from .httpguard import DEFAULT_MAX_REQUEST, GuardedSite
 from .pages import HubRoot
 from .standard import StandardProfile
 from .status import StatusMonitor, StatusResource, status_url
@@ -68,18 +68,12 @@ def ping_hub(reactor: Any, url: str, timeout: float = 2.0) -> Any:
     return True
 
 
-class QuietSite(Site):
+class QuietSite(GuardedSite):
     """
-    A L{Site} that logs requests only at debug level, shows no tracebacks
-    and does not announce itself.
+    The Standard Profile's site: request lines logged only at debug level.
     """
 
-    displayTracebacks = False
-    noisy = False
     log_ = Logger()
-    requestFactory = LimitedRequest
-    protocol = TolerantHTTPChannel  # type: ignore[assignment]  # HTTP/1.x only
-    max_request_size: Optional[int] = DEFAULT_MAX_REQUEST
 
     def log(self, request: Any) -> None:
         if get_level() == LogLevel.debug:
@@ -134,7 +128,7 @@ class LockfileService(Service):
                 existing = read_lockfile(self.path)
             except LockfileError:
                 # Another hub may be writing it non-atomically: look again.
-                yield _sleep(self.reactor, 0.5)
+                yield deferLater(self.reactor, 0.5, lambda: None)
                 try:
                     existing = read_lockfile(self.path)
                 except LockfileError as e:
@@ -157,12 +151,6 @@ class LockfileService(Service):
         if self.owned and remove_if_own(self.path, self.secret):
             self.log.info("removed lockfile {path}", path=self.path)
         self.owned = False
-
-
-def _sleep(reactor: Any, seconds: float) -> Deferred:
-    d: Deferred = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
 
 
 class HubService(MultiService):

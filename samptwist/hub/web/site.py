@@ -20,10 +20,9 @@ from typing import Any, Optional
 
 from twisted.logger import LogLevel
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 
 from ..._log import Logger, get_level
-from ..httpguard import DEFAULT_MAX_REQUEST, LimitedRequest, TolerantHTTPChannel
+from ..httpguard import GuardedSite
 from .access import add_cors, answer_preflight, host_is_allowed, peer_is_loopback
 from .profile import WebProfile
 from .translator import Translator
@@ -153,18 +152,13 @@ class WebRoot(Resource):
         return _Refusal("Forbidden").render(request)
 
 
-class WebProfileSite(Site):
+class WebProfileSite(GuardedSite):
     """
-    The Web Profile's L{Site} (its L{WebRoot} does the checks): quiet, no
-    tracebacks, request lines only at debug level and without URLs.
+    The Web Profile's site (its L{WebRoot} does the checks): request lines
+    logged only at debug level and without URLs.
     """
 
-    displayTracebacks = False
-    noisy = False
     log_ = Logger()
-    requestFactory = LimitedRequest
-    protocol = TolerantHTTPChannel  # type: ignore[assignment]  # HTTP/1.x only
-    max_request_size: Optional[int] = DEFAULT_MAX_REQUEST
 
     def log(self, request: Any) -> None:
         if get_level() == LogLevel.debug:
