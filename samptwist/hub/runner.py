@@ -79,11 +79,7 @@ class RunningHub:
             self._trigger = None
         if not self.service.running:
             return self.service.stopped
-        return Deferred.fromCoroutine(_stop(self.service))
-
-
-async def _stop(service: HubService) -> None:
-    await service.stopService()
+        return self.service.stopService()
 
 
 def start_hub(
