@@ -26,6 +26,7 @@ from twisted.internet import reactor
 
 from samptwist.client import SAMPClient
 from samptwist.errors import SAMPCallError, SAMPHubError
+from tests.client.hubs import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -133,16 +134,6 @@ async def wait_for_app(client, hub, name: str, mtype: str) -> str:
     return client.tracker.find(name)
 
 
-async def until(predicate, timeout: float) -> None:
-    """Wait on the reactor (no sleeping) until predicate() is true."""
-    from twisted.internet.task import deferLater
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await deferLater(reactor, 0.1, lambda: None)
-
-
 def votable(path: Path) -> Path:
     table = peers.require_samp_module("astropy.table")
     table.Table({"ra": [10.5, 20.25, 30.0], "dec": [-1.0, 2.0, 45.5]}).write(
@@ -179,7 +170,7 @@ async def test_topcat_on_our_hub(hub, topcat, tmp_path):
         # TOPCAT killed: callers are not left waiting for it (a prompt samp.error),
         # and after repeated failures the hub drops it (samp.hub.event.unregister).
         os.killpg(topcat.pid, signal.SIGKILL)  # the script and its JVM (own session)
-        await until(lambda: topcat.poll() is not None, 30)
+        await wait_until(lambda: topcat.poll() is not None, 30, "TOPCAT to exit")
         if client.tracker.find("topcat") is not None:
             start = time.monotonic()
             with pytest.raises(SAMPCallError) as failed:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.web import server, xmlrpc
@@ -19,9 +19,7 @@ def proxy(url: str) -> xmlrpc.Proxy:
 
 
 def deferLater(seconds: float) -> Deferred:
-    d: Deferred = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
+    return task.deferLater(reactor, seconds, lambda: None)
 
 
 class Recorder(xmlrpc.XMLRPC):
