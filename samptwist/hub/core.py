@@ -74,6 +74,8 @@ class Client:
     info: Dict[str, str] = field(default_factory=dict)
     registered: bool = True
     last_seen: float = 0.0
+    #: registration order (the hub's own client is 0)
+    serial: int = 0
 
     @property
     def name(self) -> str:
@@ -151,6 +153,10 @@ class Hub:
         self._by_key: Dict[bytes, Client] = {}
         self._pending: Dict[str, PendingCall] = {}
         self._pending_count: Dict[str, int] = {}
+        # Routing index: subscription key ("a.b", "a.*", "*") -> the clients
+        # declaring it (a dict as an ordered set), so finding the
+        # subscribers of an MType touches only them, never every client.
+        self._by_pattern: Dict[str, Dict[Client, None]] = {}
         self._subscribed_cache: Dict[str, List[Tuple[Client, Any]]] = {}
         self._observers: List[Callable[[str, Dict[str, Any]], None]] = []
         self.sender_filters: List[Callable[[Client, Dict[str, Any]], None]] = []
@@ -175,7 +181,23 @@ class Hub:
     def _add(self, client: Client) -> None:
         self._clients[client.public_id] = client
         self._by_key[_lookup_hash(client.private_key)] = client
-        self._subscribed_cache.clear()
+        self._index(client, client.subscriptions)
+
+    def _index(self, client: Client, subscriptions: Dict[str, Any]) -> None:
+        for pattern in subscriptions:
+            self._by_pattern.setdefault(pattern, {})[client] = None
+        if subscriptions:
+            self._subscribed_cache.clear()
+
+    def _unindex(self, client: Client) -> None:
+        for pattern in client.subscriptions:
+            holders = self._by_pattern.get(pattern)
+            if holders is not None:
+                holders.pop(client, None)
+                if not holders:
+                    del self._by_pattern[pattern]
+        if client.subscriptions:
+            self._subscribed_cache.clear()
 
     def observe(self, observer: Callable[[str, Dict[str, Any]], None]) -> None:
         """
@@ -238,9 +260,17 @@ class Hub:
     @property
     def clients(self) -> List[Client]:
         """
-        Every registered client, the hub's own client first.
+        Every registered client, the hub's own client first (a new list:
+        O(clients); use L{client_count} for the number).
         """
         return list(self._clients.values())
+
+    @property
+    def client_count(self) -> int:
+        """
+        How many clients are registered, the hub's own included.
+        """
+        return len(self._clients)
 
     # -- registration ------------------------------------------------------
 
@@ -255,7 +285,10 @@ class Hub:
         if not self.running:
             raise SAMPHubError("the hub is shutting down")
         self._last_id += 1
-        client = Client(f"c{self._last_id}", self._new_key(), profile, info=dict(info or {}))
+        client = Client(
+            f"c{self._last_id}", self._new_key(), profile, info=dict(info or {}),
+            serial=self._last_id,
+        )
         client.last_seen = self.last_activity = self.reactor.seconds()
         self._add(client)
         self.stats.registrations += 1
@@ -322,7 +355,7 @@ class Hub:
         client.registered = False
         self._clients.pop(client.public_id, None)
         self._by_key.pop(_lookup_hash(client.private_key), None)
-        self._subscribed_cache.clear()
+        self._unindex(client)
         target, client.target = client.target, None
         for pending in list(self._pending.values()):
             if pending.recipient is client:
@@ -357,7 +390,8 @@ class Hub:
         client = self.client_for_key(private_key)
         old, client.target = client.target, target
         client.failures = 0
-        self._subscribed_cache.clear()
+        if (old is None) != (target is None) and client.subscriptions:
+            self._subscribed_cache.clear()  # it became (un)callable
         if old is not None and old is not target:
             old.close()
         return client
@@ -390,8 +424,10 @@ class Hub:
         """
         client = self.client_for_key(private_key)
         check_map(subscriptions, "subscriptions")
-        client.subscriptions = check_subscriptions(subscriptions)
-        self._subscribed_cache.clear()
+        check_subscriptions(subscriptions)
+        self._unindex(client)
+        client.subscriptions = subscriptions
+        self._index(client, subscriptions)
         self._emit("subscriptions", client=client)
         self._hub_event(
             SUBSCRIPTIONS, {"id": client.public_id, "subscriptions": client.subscriptions}
@@ -419,13 +455,18 @@ class Hub:
         """
         cached = self._subscribed_cache.get(mtype)
         if cached is None:
+            found: Dict[Client, None] = {}
+            for pattern in _keys_matching(mtype):
+                holders = self._by_pattern.get(pattern)
+                if holders:
+                    found.update(holders)
+            ordered = sorted(found, key=_serial) if len(found) > 1 else list(found)
             cached = []
-            for client in self._clients.values():
-                if client.target is None:
-                    continue
-                note = subscription_for(client.subscriptions, mtype)
-                if note is not None:
-                    cached.append((client, note))
+            for client in ordered:
+                if client.target is not None:
+                    note = subscription_for(client.subscriptions, mtype)
+                    if note is not None:
+                        cached.append((client, note))
             if len(self._subscribed_cache) > 10_000:
                 self._subscribed_cache.clear()
             self._subscribed_cache[mtype] = cached
@@ -772,10 +813,28 @@ class Hub:
                     client.target = None
             self._clients.clear()
             self._by_key.clear()
+            self._by_pattern.clear()
             self._subscribed_cache.clear()
 
         done.addCallback(close)
         return done
+
+
+def _serial(client: Client) -> int:
+    return client.serial
+
+
+def _keys_matching(mtype: str) -> List[str]:
+    """
+    @return: every subscription key that can match C{mtype}: itself, C{"*"}
+        and C{"a.*"}, C{"a.b.*"}... for each proper prefix (see L{mtype}).
+    """
+    keys = [mtype, "*"]
+    end = mtype.find(".")
+    while end >= 0:
+        keys.append(mtype[: end + 1] + "*")
+        end = mtype.find(".", end + 1)
+    return keys
 
 
 def _message(mtype: str, params: Dict[str, Any]) -> Dict[str, Any]:

@@ -123,7 +123,11 @@ class StatusMonitor(Service):
             if event == "unregister":
                 entry["reason"] = str(details.get("reason", ""))
             self._add(entry, now)
-            self._broadcast("clients", self.clients())
+            if self.streams:
+                # One record, not the whole list: an event costs the same at
+                # 10 and at 10,000 clients, and nothing without a page open.
+                record = None if event == "unregister" else _client_record(client, now)
+                self._broadcast("client", {"id": client.public_id, "record": record})
         elif event in ("notify", "call"):
             message = details["message"]
             entry = {
@@ -163,14 +167,15 @@ class StatusMonitor(Service):
     def _add(self, entry: Dict[str, Any], now: float) -> None:
         entry["t"] = round(now - self.hub.started, 3)
         self.entries.append(entry)
-        self._broadcast("log", {"entry": entry, "stats": self.stats()})
+        if self.streams:
+            self._broadcast("log", {"entry": entry, "stats": self.stats()})
 
     # -- views ---------------------------------------------------------------
 
     def stats(self) -> Dict[str, Any]:
         s = self.hub.stats
         return {
-            "clients": len(self.hub.clients),
+            "clients": self.hub.client_count,
             "registrations": s.registrations,
             "notifications": s.notifications,
             "calls": s.calls,

@@ -7,6 +7,7 @@
   var q = "?key=" + encodeURIComponent(key);
   var startedAt = null;
   var log = [];
+  var clients = [];
   var MAX_LOG = 200;
 
   function $(sel) { return document.querySelector(sel); }
@@ -102,7 +103,8 @@
     startedAt = Date.now() - s.hub.uptime * 1000;
     $("#uptime").textContent = fmtDuration(s.hub.uptime);
     setStats(s.stats);
-    renderClients(s.clients);
+    clients = s.clients;
+    renderClients(clients);
     log = s.log.slice(-MAX_LOG);
     renderLog();
   }
@@ -114,7 +116,19 @@
   function connect() {
     var source = new EventSource("/status/events" + q);
     source.addEventListener("state", function (ev) { applyState(JSON.parse(ev.data)); feed("live"); });
-    source.addEventListener("clients", function (ev) { renderClients(JSON.parse(ev.data)); });
+    source.addEventListener("client", function (ev) {
+      // One client changed ({id, record}) or left (record null).
+      var d = JSON.parse(ev.data);
+      var i = clients.findIndex(function (c) { return c.id === d.id; });
+      if (d.record === null) {
+        if (i >= 0) { clients.splice(i, 1); }
+      } else if (i >= 0) {
+        clients[i] = d.record;
+      } else {
+        clients.push(d.record);
+      }
+      renderClients(clients);
+    });
     source.addEventListener("log", function (ev) {
       var d = JSON.parse(ev.data);
       log.push(d.entry);
