@@ -14,7 +14,6 @@ from twisted.python import usage
 from ._log import Logger, set_level
 from .errors import HubAlreadyRunning, LockfileError
 from .hub.service import DEFAULT_LISTEN, HubService
-from .hub.web.consent import consent_from_spec
 from .lockfile import hub_lockfile_path
 
 DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
@@ -58,10 +57,14 @@ class Options(usage.Options):
     optFlags = [["no-web", None, "Do not run the Web Profile."]]
 
     def postOptions(self) -> None:
-        try:
-            consent_from_spec(self["web-consent"], None)
-        except ValueError as e:
-            raise usage.UsageError(f"--web-consent: {e}") from None
+        if not self["no-web"] or self["web-consent"] != "auto":
+            # The Web Profile stack is imported only for a hub that runs it.
+            from .hub.web.consent import consent_from_spec
+
+            try:
+                consent_from_spec(self["web-consent"], None)
+            except ValueError as e:
+                raise usage.UsageError(f"--web-consent: {e}") from None
         level = self["log-level"].lower()
         if level == "warning":
             level = "warn"

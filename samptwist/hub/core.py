@@ -19,8 +19,8 @@ from twisted.internet.defer import CancelledError, Deferred, DeferredList, Timeo
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from .. import __version__
 from .._log import Logger
+from .._version import __version__
 from ..errors import SAMPHubError, SAMPValueError
 from ..mtype import check_mtype, check_subscriptions, subscription_for
 from ..types import check_map, check_string, decode_int

@@ -14,30 +14,22 @@ import re
 import socket
 import xmlrpc.client
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    HTTPConnectionPool,
-    PartialDownloadError,
-    ResponseFailed,
-    _HTTP11ClientFactory,
-    readBody,
-)
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer
 from zope.interface import implementer
 
 from .._log import Logger
 from ..errors import SAMPValueError
 from .callbacks import DeliveryFailed, ICallbackTarget
 
-_HEADERS = Headers({b"Content-Type": [b"text/xml"], b"User-Agent": [b"samptwist-hub"]})
+if TYPE_CHECKING:
+    from twisted.web.client import HTTPConnectionPool
+    from twisted.web.iweb import IAgent
 
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
@@ -109,19 +101,18 @@ class CallbackCaller:
         self._encoded: Dict[tuple, Tuple[tuple, bytes]] = {}
         self._encoded_bytes = 0
         self.direct = agent is None
-        if agent is None:
-            self.pool: Optional[HTTPConnectionPool] = HTTPConnectionPool(reactor, persistent=True)
-            self.pool.maxPersistentPerHost = 2
-            self.pool.retryAutomatically = False
-            self.pool._factory = _QuietFactory
-            agent = Agent(reactor, pool=self.pool, connectTimeout=timeout)
-            oneshot = HTTPConnectionPool(reactor, persistent=False)
-            oneshot._factory = _QuietFactory
-            self.oneshot_agent: IAgent = Agent(reactor, pool=oneshot, connectTimeout=timeout)
-        else:
-            self.pool = None
-            self.oneshot_agent = agent
-        self.agent = agent
+        # Twisted's Agent (and its TLS stack) is set up on the first https
+        # callback: a hub whose clients all use http never imports it.
+        self.pool: Optional[HTTPConnectionPool] = None
+        self.agent: Optional[IAgent] = agent
+        self.oneshot_agent: Optional[IAgent] = agent
+
+    def _agent(self, keepalive: bool) -> IAgent:
+        if self.agent is None or self.oneshot_agent is None:
+            from .agentpost import pooled_agents
+
+            self.pool, self.agent, self.oneshot_agent = pooled_agents(self.reactor, self.timeout)
+        return self.agent if keepalive else self.oneshot_agent
 
     def call(self, url: str, body: bytes, keepalive: bool = True) -> Deferred:
         """
@@ -136,28 +127,10 @@ class CallbackCaller:
         """
         if self.direct and url.startswith("http:"):
             return self._direct(url, body, keepalive)
-        agent = self.agent if keepalive else self.oneshot_agent
-        d: Deferred[Any] = agent.request(b"POST", url.encode("ascii"), _HEADERS, _Body(body))
-        persistent = [True]
+        from .agentpost import post
 
-        def got_response(response: Any) -> Deferred:
-            # Twisted pools HTTP/1.0 connections that the server then closes;
-            # remember not to reuse connections to such servers.
-            connection = response.headers.getRawHeaders(b"connection", [])
-            persistent[0] = response.version[1:] >= (1, 1) and not any(
-                b"close" in v.lower() for v in connection
-            )
-            if response.code != 200:
-                response.deliverBody(_Discard())
-                raise DeliveryFailed(f"callback answered HTTP {response.code}")
-            if response.length is not None and response.length > self.max_response:
-                response.deliverBody(_Discard())
-                raise DeliveryFailed("callback answer too large")
-            return readBody(response).addErrback(_body_despite_close)
-
-        d.addCallback(got_response)
-        d.addCallback(_parse_answer)
-        d.addCallback(lambda _: persistent[0])
+        d = post(self._agent(keepalive), url, body, self.max_response)
+        d.addCallback(_check_answer)
         d.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timed_out)
         d.addErrback(self._translate)
         return d
@@ -255,6 +228,8 @@ class CallbackCaller:
             f.raiseException()
         if f.check(TimeoutError, CancelledError):
             raise DeliveryFailed(f"no answer within {self.timeout:g}s")
+        from twisted.web.client import ResponseFailed
+
         if f.check(ResponseFailed):
             reasons = "; ".join(r.getErrorMessage() for r in getattr(f.value, "reasons", []))
             raise DeliveryFailed(f"connection lost before the answer was complete ({reasons})")
@@ -277,14 +252,10 @@ class CallbackCaller:
         return self.pool.closeCachedConnections()
 
 
-def _body_despite_close(f: Failure) -> bytes:
-    # Some clients answer without a Content-Length and close the connection
-    # to end the body; that is a complete answer.
-    error = f.value
-    if isinstance(error, PartialDownloadError) and error.response is not None:
-        return error.response
-    f.raiseException()
-    raise AssertionError("unreachable")
+def _check_answer(answer: Tuple[bool, bytes]) -> bool:
+    persistent, body = answer
+    _parse_answer(body)
+    return persistent
 
 
 def _parse_answer(body: bytes) -> None:
@@ -570,38 +541,6 @@ def _dechunk(data: bytes) -> Optional[bytes]:
             return None
         out.append(data[at: at + size])
         at += size + 2
-
-
-class _QuietFactory(_HTTP11ClientFactory):
-    noisy = False  # no log line per outgoing connection
-
-
-@implementer(IBodyProducer)
-class _Body:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: Any) -> Deferred:
-        consumer.write(self.body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
-class _Discard(Protocol):
-    def dataReceived(self, data: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        pass
 
 
 @implementer(ICallbackTarget)

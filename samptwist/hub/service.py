@@ -15,14 +15,11 @@ from typing import Any, Dict, Optional
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel
-from twisted.web.client import Agent, readBody
-from twisted.web.http_headers import Headers
 
-from .. import __version__
 from .._log import Logger, get_level
+from .._version import __version__
 from ..errors import HubAlreadyRunning, LockfileError
 from ..lockfile import (
     LockInfo,
@@ -35,7 +32,7 @@ from ..lockfile import (
 )
 from .activity import ActivityMonitor
 from .core import Hub
-from .delivery import CallbackCaller, _Body
+from .delivery import CallbackCaller
 from .httpguard import DEFAULT_MAX_REQUEST, GuardedSite
 from .pages import HubRoot
 from .standard import StandardProfile
@@ -52,10 +49,17 @@ def ping_hub(reactor: Any, url: str, timeout: float = 2.0) -> Any:
     @return: a L{Deferred} firing with C{True} if an XML-RPC server answered
         (even with a fault), C{False} if nothing usable did.
     """
+    # Only needed when a lockfile is already there: imported on demand.
+    from twisted.web.client import Agent, readBody
+    from twisted.web.http_headers import Headers
+
+    from .agentpost import BytesBody
+
     body = xmlrpc.client.dumps((), "samp.hub.ping").encode()
     try:
         d = Agent(reactor, connectTimeout=timeout).request(
-            b"POST", url.encode("ascii"), Headers({b"Content-Type": [b"text/xml"]}), _Body(body)
+            b"POST", url.encode("ascii"), Headers({b"Content-Type": [b"text/xml"]}),
+            BytesBody(body),
         )
         d.addCallback(readBody)
         d.addTimeout(timeout, reactor)
@@ -255,6 +259,10 @@ class HubService(MultiService):
         d.addCallbacks(self._started, self._start_failed)
 
     async def _start(self) -> HubService:
+        # Imported when the hub starts listening, not when the plugin loads:
+        # endpoints pulls in pyOpenSSL and cryptography when installed.
+        from twisted.internet.endpoints import serverFromString
+
         endpoint = serverFromString(self.reactor, self.listen)
         self._port = await endpoint.listen(self.site)
         address = self._port.getHost()

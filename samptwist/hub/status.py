@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import ipaddress
 import json
-from importlib import resources
 from typing import Any, Deque, Dict, List, Optional
 from urllib.parse import urlsplit
 
@@ -286,6 +285,8 @@ def _host_ok(request: Any) -> bool:
 @functools.cache
 def _static(name: str) -> bytes:
     # Read once: no file I/O in the reactor per request.
+    from importlib import resources
+
     return resources.files("samptwist.hub").joinpath("static", name).read_bytes()
 
 

@@ -1,0 +1,109 @@
+"""
+What each entry point imports (issue 16): the hub process (C{twistd
+samphub}, which imports L{samptwist.tap}) loads neither the client library
+nor treq, Twisted's HTTP client, the endpoint machinery (which pulls in
+pyOpenSSL and cryptography) nor the Web Profile; the client does not import
+the hub.  Checked in fresh interpreters, so nothing this test process has
+imported already hides a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Set
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: every samptwist module `import samptwist.tap` may load
+TAP_MODULES = {
+    "samptwist", "samptwist._http", "samptwist._log", "samptwist._version", "samptwist.errors",
+    "samptwist.hub", "samptwist.hub.activity", "samptwist.hub.callbacks", "samptwist.hub.core",
+    "samptwist.hub.delivery", "samptwist.hub.httpguard", "samptwist.hub.pages",
+    "samptwist.hub.service", "samptwist.hub.standard", "samptwist.hub.status",
+    "samptwist.lockfile", "samptwist.mtype", "samptwist.tap", "samptwist.types",
+}
+#: third-party distributions it may load: Twisted and what twisted.web needs
+TAP_THIRD_PARTY = {
+    "twisted", "zope", "attr", "attrs", "constantly", "incremental", "hyperlink", "idna",
+    "typing_extensions", "automat",
+}
+#: never in a Standard Profile hub until it needs them
+FORBIDDEN = (
+    "samptwist.client", "samptwist.hub.web", "samptwist.hub.agentpost", "samptwist.samp",
+    "treq", "OpenSSL", "cryptography", "service_identity", "twisted.web.client",
+    "twisted.internet.endpoints", "twisted.internet.ssl", "requests",
+)
+
+
+def modules_after(statement: str) -> Set[str]:
+    """@return: sys.modules of a fresh interpreter after C{statement}."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+        check=True,
+    )
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def third_party(modules: Set[str], baseline: Set[str]) -> Set[str]:
+    tops = {m.split(".")[0] for m in modules - baseline}
+    return {t for t in tops if t not in sys.stdlib_module_names and not t.startswith("_")}
+
+
+@pytest.fixture(scope="module")
+def baseline() -> Set[str]:
+    return modules_after("pass")
+
+
+def forbidden_in(modules: Set[str]) -> Set[str]:
+    return {m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)}
+
+
+def test_hub_plugin_imports(baseline):
+    loaded = modules_after("import samptwist.tap")
+    assert forbidden_in(loaded) == set()
+    assert {m for m in loaded if m.startswith("samptwist")} == TAP_MODULES
+    assert third_party(loaded, baseline) <= TAP_THIRD_PARTY | {"samptwist"}
+
+
+def test_twistd_plugin_imports(baseline):
+    """The plugin module twistd loads, and the parsed options of a
+    --no-web hub, import no more than samptwist.tap."""
+    loaded = modules_after(
+        "from twisted.plugins.samptwist_plugin import *\n"
+        "import samptwist.tap\n"
+        "samptwist.tap.Options().parseOptions(['--no-web', '--lockfile', '/nonexistent/.samp'])"
+    )
+    assert forbidden_in(loaded) == set()
+    assert {m for m in loaded if m.startswith("samptwist")} == TAP_MODULES
+
+
+def test_web_profile_imported_when_asked_for():
+    loaded = modules_after(
+        "import samptwist.tap\n"
+        "samptwist.tap.Options().parseOptions(['--lockfile', '/nonexistent/.samp'])"
+    )
+    assert "samptwist.hub.web.consent" in loaded
+
+
+def test_package_root_imports_nothing_heavy(baseline):
+    """import samptwist: the version and the exceptions; the rest on use."""
+    loaded = modules_after("import samptwist")
+    assert {m for m in loaded if m.startswith("samptwist")} == {
+        "samptwist", "samptwist._version", "samptwist.errors",
+    }
+    assert third_party(loaded, baseline) == {"samptwist"}
+    loaded = modules_after("from samptwist import SAMPClient, start_hub, __version__")
+    assert "samptwist.client" in loaded and "samptwist.hub.runner" in loaded
+
+
+def test_client_does_not_import_the_hub():
+    loaded = modules_after("import samptwist.client")
+    assert {m for m in loaded if m.startswith("samptwist.hub")} == set()
