@@ -5,6 +5,7 @@ C{twistd samphub}: command-line options and the service maker.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
@@ -129,6 +130,7 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
     if reactor is None:
         from twisted.internet import reactor  # type: ignore[no-redef]
     set_level(options["log-level"])
+    _handle_sigint()
     service = HubService(
         reactor,
         listen=options["listen"],
@@ -148,6 +150,17 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
     service.stopped.addCallback(lambda _: _stop_reactor(reactor))
     reactor.addSystemEventTrigger("after", "shutdown", _exit_normally, reactor)
     return service
+
+
+def _handle_sigint() -> None:
+    # A process started in the background by a non-interactive shell
+    # (`twistd samphub &` in a script) inherits SIGINT ignored, and Twisted
+    # handles SIGINT only where Python's default handler is installed: such
+    # a hub ignored `kill -INT`, so it was killed instead, and `twistd
+    # --profile ... --savestats` never got to write its profile.  The hub
+    # stops cleanly on SIGINT, as on SIGTERM, however it was started.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _stop_reactor(reactor: Any) -> None:

@@ -4,15 +4,17 @@
 """
 
 import os
+import pstats
 import signal
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
 import pytest
 
-from tests.peers import hub_command, peer_env, running_hub
+from tests.peers import _read_until_ready, hub_command, peer_env, running_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,3 +104,38 @@ def test_every_package_is_packaged():
     assert found <= listed, f"not packaged: {sorted(found - listed)}"
     assert "twisted.plugins" in listed
     assert not (ROOT / "twisted" / "plugins" / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_profile_written_on_sigint(tmp_path, sigint):
+    """twistd --profile=FILE --profiler=cprofile --savestats samphub writes
+    its profile when SIGINT stops the hub, also when it was started the way
+    a script's `&` starts it (SIGINT inherited ignored, as a non-interactive
+    shell leaves it for background jobs)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    lockfile, profile = home / ".samp", tmp_path / "hub.prof"
+    twistd = hub_command(lockfile)
+    if "samphub" not in twistd:
+        pytest.skip("only meaningful for our hub")
+    at = twistd.index("samphub")
+    cmd = twistd[:at] + [f"--profile={profile}", "--profiler=cprofile", "--savestats"] + twistd[at:]
+    if sigint == "ignored":
+        cmd = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"] + cmd
+    proc = subprocess.Popen(cmd, env=peer_env(home, lockfile), cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        ready, chunks = _read_until_ready(proc, lockfile, time.monotonic() + 60)
+        assert ready, "".join(chunks)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # our own child, by PID
+            proc.wait(10)
+        proc.stdout and proc.stdout.close()
+    assert not lockfile.exists()
+    stats = pstats.Stats(str(profile))
+    profiled = {filename for filename, _, _ in stats.stats}  # type: ignore[attr-defined]
+    assert any(name.endswith(os.path.join("samptwist", "hub", "service.py")) for name in profiled)
