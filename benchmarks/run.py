@@ -50,6 +50,27 @@ FIGURES: List[Tuple[str, str, str, bool, Optional[float]]] = [
     ("memory", "after_unregister_mb", "RSS after unregistering MB", False, None),
     ("large", "1mb_ms", "1 MB notify ms", False, None),
     ("large", "10mb_ms", "10 MB notify ms", False, 1.0),
+    ("fanout1000", "deliveries_per_s", "notifyAll->1000 deliveries/s", True, None),
+    ("fanout1000", "last_p50_ms", "notifyAll->1000 last receiver p50 ms", False, None),
+    ("fanout1000", "last_p99_ms", "notifyAll->1000 last receiver p99 ms", False, None),
+    ("shared", "notify_deliveries_per_s", "one driver: notify 1-to-1 deliveries/s", True, 2.0),
+    ("shared", "notify_hub_cpu_us_per_delivery",
+     "one driver: notify hub CPU us/delivery", False, 4.0),
+    ("shared", "fanout100_deliveries_per_s", "one driver: notifyAll->100 deliveries/s", True,
+     2.0),
+    ("shared", "fanout100_hub_cpu_us_per_delivery",
+     "one driver: notifyAll->100 hub CPU us/delivery", False, 4.0),
+    ("pyvo_clients", "deliveries_per_s", "pyvo receivers: notifyAll->4 deliveries/s", True,
+     1.0),
+    *[("scaling", f"n{n}_{op}_ms", f"N={n:,}: {label} ms", False, None)
+      for op, label in [("register_cycle", "register+metadata+callback+subscriptions"),
+                        ("unregister", "unregister"), ("get_subscribed", "getSubscribedClients"),
+                        ("get_registered", "getRegisteredClients"), ("notify", "notify"),
+                        ("notify_all_1", "notifyAll (1 subscriber)"), ("call", "call")]
+      for n in (10, 100, 1000, 5000, 10_000)],
+    ("scaling", "largest_n", "scaling: largest N measured", True, None),
+    ("scaling", "gave_up_at", "scaling: gave up at N", False, None),
+    ("scaling", "kb_per_client", "scaling: RSS KB per client at largest N", False, None),
 ]
 ECHO_FIGURES = [
     ("calls_per_s", "driver ceiling: echo calls/s"),
@@ -84,11 +105,13 @@ def settings(args: argparse.Namespace) -> scenarios.Settings:
     if args.smoke:
         s = scenarios.Settings(duration=0.5, warmup=0.2, probes=10, fanout_probes=3,
                                senders=1, conns=2, memory_clients=200,
-                               large_sizes=(100_000,), large_repeats=1)
+                               large_sizes=(100_000,), large_repeats=1,
+                               scaling_sizes=(10, 100), scaling_budget=20)
     elif args.quick:
         s = scenarios.Settings(duration=1.5, warmup=0.5, probes=60, fanout_probes=15,
                                isolation_seconds=5.5, memory_clients=200,
-                               large_sizes=(1_000_000,), large_repeats=1)
+                               large_sizes=(1_000_000,), large_repeats=1,
+                               scaling_sizes=(10, 100, 1000), scaling_budget=60)
     else:
         s = scenarios.Settings()
     if args.duration:

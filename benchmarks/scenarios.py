@@ -14,7 +14,7 @@ import xmlrpc.client
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import workers
+from . import scaling, workers
 from .hubs import HubProcess, cpu_seconds, rss_bytes
 
 ctx = mp.get_context("fork")
@@ -32,6 +32,8 @@ class Settings:
     memory_clients: int = 1000
     large_sizes: Sequence[int] = (1_000_000, 10_000_000)
     large_repeats: int = 3
+    scaling_sizes: Sequence[int] = (10, 100, 1000, 5000, 10_000)
+    scaling_budget: float = 240.0  # seconds per hub before the scaling run gives up
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -350,6 +352,10 @@ SCENARIOS = {
     "notify": notify,
     "fanout10": fanout(10),
     "fanout100": fanout(100),
+    "fanout1000": fanout(1000),
+    "scaling": scaling.scaling,
+    "shared": scaling.shared_cores,
+    "pyvo_clients": scaling.real_clients,
     "call": call_reply,
     "isolation": isolation,
     "memory": memory,

@@ -1,0 +1,345 @@
+"""
+The scenarios of issue 16: hub call costs against the number of registered
+clients, the shared-cores driver configuration, and real pyvo clients as
+receivers.  Each is bounded in time; a hub that cannot keep up is given up
+on and the point where that happened is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import statistics
+import time
+import xmlrpc.client
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import workers
+from .hubs import HubProcess, cpu_seconds, rss_bytes
+from .rpc import EMPTY_RESPONSE, AsyncRpc, serve
+
+#: the crowd subscribes to something nobody sends
+CROWD_SUBSCRIPTIONS = {"x-crowd.only": {}, "x-crowd.more.*": {}}
+#: samples per call and population size
+SAMPLES = 30
+
+
+def _ms(values: Sequence[float]) -> float:
+    return round(1000 * statistics.median(values), 3) if values else float("nan")
+
+
+async def _grow(hub: HubProcess, have: int, want: int, base: str, deadline: float) -> int:
+    """Register clients until C{want} are registered or C{deadline} passes."""
+    missing = want - have
+    if missing <= 0:
+        return have
+    done = [0]
+    todo = list(range(have, want))
+
+    async def worker() -> None:
+        rpc = AsyncRpc(hub.url, timeout=30)
+        try:
+            while todo and time.monotonic() < deadline:
+                i = todo.pop()
+                key = (await rpc.call("samp.hub.register", hub.secret))["samp.private-key"]
+                await rpc.call("samp.hub.declareMetadata", key, workers.metadata(f"crowd-{i}"))
+                await rpc.call("samp.hub.setXmlrpcCallback", key, f"{base}/crowd{i}")
+                await rpc.call("samp.hub.declareSubscriptions", key, CROWD_SUBSCRIPTIONS)
+                done[0] += 1
+        finally:
+            rpc.close()
+
+    await asyncio.gather(*(worker() for _ in range(4)))
+    return have + done[0]
+
+
+async def _timed(samples: int, call: Any) -> List[float]:
+    out = []
+    for i in range(samples):
+        t = time.perf_counter()
+        await call(i)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+async def _costs_at(n: int, rpc: AsyncRpc, hub: HubProcess, key: str, receiver: str,
+                    base: str) -> Dict[str, float]:
+    """@return: the median cost of each kind of call with C{n} clients registered."""
+    message = workers.message("0:0".ljust(40))
+    new: List[str] = []
+
+    async def register(i: int) -> None:
+        k = (await rpc.call("samp.hub.register", hub.secret))["samp.private-key"]
+        await rpc.call("samp.hub.declareMetadata", k, workers.metadata(f"new-{n}-{i}"))
+        await rpc.call("samp.hub.setXmlrpcCallback", k, f"{base}/new{i}")
+        await rpc.call("samp.hub.declareSubscriptions", k, CROWD_SUBSCRIPTIONS)
+        new.append(k)
+
+    async def unregister(i: int) -> None:
+        await rpc.call("samp.hub.unregister", new[i])
+
+    async def subscribed(i: int) -> None:
+        await rpc.call("samp.hub.getSubscribedClients", key, workers.BENCH_MTYPE)
+
+    async def registered(i: int) -> None:
+        await rpc.call("samp.hub.getRegisteredClients", key)
+
+    async def notify(i: int) -> None:
+        await rpc.call("samp.hub.notify", key, receiver, message)
+
+    async def notify_all(i: int) -> None:
+        await rpc.call("samp.hub.notifyAll", key, message)
+
+    async def call(i: int) -> None:
+        await rpc.call("samp.hub.call", key, receiver, f"t{i}", message)
+
+    out = {}
+    for name, fn in (("register_cycle", register), ("unregister", unregister),
+                     ("get_subscribed", subscribed), ("get_registered", registered),
+                     ("notify", notify), ("notify_all_1", notify_all), ("call", call)):
+        out[f"n{n}_{name}_ms"] = _ms(await _timed(SAMPLES, fn))
+    return out
+
+
+async def _scaling(hub: HubProcess, sizes: Sequence[int], budget: float) -> Dict[str, Any]:
+    received = [0]
+
+    async def handle(path: bytes, body: bytes) -> bytes:
+        received[0] += 1
+        return EMPTY_RESPONSE
+
+    server = await serve(handle)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    rpc = AsyncRpc(hub.url, timeout=30)
+    out: Dict[str, Any] = {}
+    deadline = time.monotonic() + budget
+    try:
+        receiver = (await workers.register_many(hub.url, hub.secret, 1, base,
+                                                workers.SUBSCRIPTIONS, "target"))[0]
+        sender = await rpc.call("samp.hub.register", hub.secret)
+        key = sender["samp.private-key"]
+        await rpc.call("samp.hub.setXmlrpcCallback", key, f"{base}/sender")
+        have = 3  # the hub's own client, the receiver and the sender
+        rss0 = rss_bytes(hub.pid)
+        for n in sizes:
+            have = await _grow(hub, have, n, base, deadline)
+            if have < n:
+                out["gave_up_at"] = n
+                out["reached"] = have
+                break
+            if time.monotonic() > deadline:
+                out["gave_up_at"] = n
+                break
+            out.update(await _costs_at(n, rpc, hub, key, receiver["samp.self-id"], base))
+            out[f"n{n}_rss_mb"] = round(rss_bytes(hub.pid) / 2**20, 1)
+            out["largest_n"] = n
+            if n >= 1000:
+                out["kb_per_client"] = round((rss_bytes(hub.pid) - rss0) / 1024 / n, 2)
+        out["callbacks_received"] = received[0]
+    finally:
+        rpc.close()
+        server.close()
+    return out
+
+
+def scaling(hub: HubProcess, s: Any) -> Dict[str, Any]:
+    """
+    Per-call cost at N registered clients, N in C{s.scaling_sizes}: the
+    median of 30 sequential calls of each kind on one connection (register
+    + declareMetadata + setXmlrpcCallback + declareSubscriptions as one
+    cycle, unregister, getSubscribedClients, getRegisteredClients, notify,
+    notifyAll to the one subscriber among N, call).  The crowd is callable
+    and subscribed to MTypes nobody sends.  Gives up when the hub's whole
+    run would exceed C{s.scaling_budget} seconds.
+    """
+    return asyncio.run(_scaling(hub, s.scaling_sizes, s.scaling_budget))
+
+
+# -- one driver process --------------------------------------------------------
+
+async def _shared(url: str, secret: str, pid: int, fanouts: Sequence[int], receivers: int,
+                  duration: float, warmup: float) -> Dict[str, Any]:
+    received = [0]
+
+    async def handle(path: bytes, body: bytes) -> bytes:
+        params, method = xmlrpc.client.loads(body)  # a real client parses every request
+        if method == "samp.client.receiveNotification" and isinstance(params[2], dict):
+            received[0] += 1
+        return EMPTY_RESPONSE
+
+    server = await serve(handle)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    out: Dict[str, Any] = {}
+    try:
+        regs = await workers.register_many(url, secret, receivers, base,
+                                           workers.SUBSCRIPTIONS, "shared")
+        setup = AsyncRpc(url)
+        key = (await setup.call("samp.hub.register", secret))["samp.private-key"]
+        setup.close()
+        for fanout in fanouts:
+            method = "samp.hub.notify" if fanout == 1 else "samp.hub.notifyAll"
+            target = [regs[0]["samp.self-id"]] if fanout == 1 else []
+            window = max(200, 4 * fanout)
+            sent = [0]
+            stop = [False]
+            body = (key, *target)
+            start0 = received[0]
+            tasks = [asyncio.ensure_future(_send(url, method, body, fanout, window, sent,
+                                                 received, start0, stop)) for _ in range(4)]
+            await asyncio.sleep(warmup)
+            r0, c0, t0 = received[0], cpu_seconds(pid), time.monotonic()
+            await asyncio.sleep(duration)
+            r1, c1, t1 = received[0], cpu_seconds(pid), time.monotonic()
+            stop[0] = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            drain = time.monotonic() + 15
+            while received[0] - start0 < sent[0] * fanout and time.monotonic() < drain:
+                await asyncio.sleep(0.01)
+            label = "notify" if fanout == 1 else f"fanout{fanout}"
+            delivered = max(1, r1 - r0)
+            out[f"{label}_deliveries_per_s"] = round((r1 - r0) / (t1 - t0), 1)
+            out[f"{label}_hub_cpu_us_per_delivery"] = round(1e6 * (c1 - c0) / delivered, 1)
+            out[f"{label}_lost"] = max(0, sent[0] * fanout - (received[0] - start0))
+    finally:
+        server.close()
+    return out
+
+
+async def _send(url: str, method: str, head: tuple, fanout: int, window: int, sent: List[int],
+                received: List[int], start: int, stop: List[bool]) -> None:
+    """Send C{method(*head, message)} while at most C{window} deliveries are
+    outstanding, serialising every request afresh as a real client does."""
+    rpc = AsyncRpc(url, timeout=30)
+    k = 0
+    try:
+        while not stop[0]:
+            if sent[0] * fanout - (received[0] - start) > window:
+                await asyncio.sleep(0.001)
+                continue
+            k += 1
+            msg = workers.message(f"{k}:{time.monotonic():.6f}")
+            await rpc.post(xmlrpc.client.dumps((*head, msg), method).encode())
+            sent[0] += 1
+    finally:
+        rpc.close()
+
+
+def _shared_main(cfg: Dict[str, Any], results: Any) -> None:
+    results.put(asyncio.run(_shared(cfg["url"], cfg["secret"], cfg["pid"], cfg["fanouts"],
+                                    cfg["receivers"], cfg["duration"], cfg["warmup"])))
+
+
+def shared_cores(hub: HubProcess, s: Any) -> Dict[str, Any]:
+    """
+    The driver as one process sharing the two cores with the hub: one
+    asyncio loop hosts 100 receiving clients that parse every request with
+    xmlrpc.client and 4 senders that serialise every request afresh (no
+    templates); notify 1-to-1, then notifyAll to the 100.  Reports
+    deliveries/s and hub CPU microseconds per delivered notification.
+    """
+    from .scenarios import _stop, ctx
+
+    results: Any = ctx.Queue()
+    cfg = {"url": hub.url, "secret": hub.secret, "pid": hub.pid, "fanouts": (1, 100),
+           "receivers": 100, "duration": s.duration, "warmup": s.warmup}
+    p = ctx.Process(target=_shared_main, args=(cfg, results), daemon=True)
+    p.start()
+    try:
+        return results.get(timeout=4 * (s.duration + s.warmup) + 180)
+    except queue.Empty:
+        return {"error": "shared-cores driver gave no result"}
+    finally:
+        _stop([p])
+
+
+# -- real pyvo clients as receivers -------------------------------------------
+
+def _pyvo_receivers_main(cfg: Dict[str, Any], counter: Any, ready: Any, stop: Any) -> None:
+    from astropy.utils.data import conf as data_conf
+    from pyvo.samp import SAMPIntegratedClient
+
+    data_conf.use_internet = False  # type: ignore[misc]
+    params = {"samp.hub.xmlrpc.url": cfg["url"], "samp.secret": cfg["secret"]}
+    clients = []
+    ids = []
+
+    def got(private_key: str, sender_id: str, mtype: str, params: Dict, extra: Dict) -> None:
+        with counter.get_lock():
+            counter.value += 1
+
+    for i in range(cfg["n"]):
+        c = SAMPIntegratedClient(name=f"pyvo-receiver-{i}", addr="127.0.0.1")
+        c.connect(hub_params=params)
+        c.bind_receive_notification(workers.BENCH_MTYPE, got)
+        clients.append(c)
+        ids.append(c.get_public_id())
+    ready.put(ids)
+    stop.wait(cfg["max_seconds"])
+    for c in clients:
+        try:
+            c.disconnect()
+        except Exception:
+            pass
+
+
+def real_clients(hub: HubProcess, s: Any) -> Dict[str, Any]:
+    """
+    Receivers are real pyvo SAMPIntegratedClients (each its own callback
+    server, HTTP/1.0-style: the connection closes after every callback).
+    notifyAll to 4 of them from one sender process, at most 40 deliveries
+    outstanding; deliveries/s over the window.
+    """
+    from .scenarios import _stop, ctx
+
+    n = 4
+    counter = ctx.Value("q", 0)
+    ready: Any = ctx.Queue()
+    stop = ctx.Event()
+    cfg = {"url": hub.url, "secret": hub.secret, "n": n,
+           "max_seconds": s.warmup + s.duration + 120}
+    p = ctx.Process(target=_pyvo_receivers_main, args=(cfg, counter, ready, stop), daemon=True)
+    p.start()
+    try:
+        ready.get(timeout=120)
+        proxy = xmlrpc.client.ServerProxy(hub.url)
+        key = proxy.samp.hub.register(hub.secret)["samp.private-key"]
+        sent = [ctx.RawValue("q", 0)]
+        go, halt = ctx.Event(), ctx.Event()
+        received = [_Reader(counter)]
+        scfg = {"url": hub.url, "method": "samp.hub.notifyAll",
+                "params": (key, workers.message()), "fanout": n, "window": 40, "conns": 2,
+                "max_seconds": s.warmup + s.duration + 30}
+        sender = ctx.Process(target=workers.throughput_sender_main, daemon=True,
+                             args=(scfg, sent[0], sent, received, go, halt))
+        sender.start()
+        go.set()
+        time.sleep(s.warmup)
+        r0, c0, t0 = counter.value, cpu_seconds(hub.pid), time.monotonic()
+        time.sleep(s.duration)
+        r1, c1, t1 = counter.value, cpu_seconds(hub.pid), time.monotonic()
+        halt.set()
+        _stop([sender])
+        return {"deliveries_per_s": round((r1 - r0) / (t1 - t0), 1),
+                "hub_cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1)}
+    finally:
+        stop.set()
+        _stop([p], timeout=30)
+
+
+class _Reader:
+    """A C{RawValue}-like view of a locked C{Value} (the sender reads C{.value})."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    @property
+    def value(self) -> int:
+        return int(self._value.value)
+
+
+def pyvo_available() -> Optional[str]:
+    try:
+        import pyvo.samp  # noqa: F401
+    except ImportError:
+        return "pyvo is not installed"
+    return None
