@@ -52,6 +52,8 @@ class HubProcess:
         self.popen: Optional[subprocess.Popen] = None
         self.url = ""
         self.secret = ""
+        #: seconds from exec until the lockfile's hub answered samp.hub.ping
+        self.start_seconds = float("nan")
 
     @property
     def pid(self) -> int:
@@ -71,7 +73,7 @@ class HubProcess:
                     "-profiles", "std"]
         raise ValueError(self.kind)
 
-    def start(self) -> HubProcess:
+    def start(self, poll: float = 0.05) -> HubProcess:
         env = dict(os.environ)
         env["HOME"] = str(self.home)
         env.pop("SAMP_HUB", None)
@@ -84,7 +86,8 @@ class HubProcess:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
+        started = time.monotonic()
+        deadline = started + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"{self.kind} hub exited: {self.log_tail()}")
@@ -93,10 +96,11 @@ class HubProcess:
                     info = read_lockfile(self.lockfile)
                     self.url, self.secret = info["samp.hub.xmlrpc.url"], info["samp.secret"]
                     xmlrpc.client.ServerProxy(self.url).samp.hub.ping()
+                    self.start_seconds = time.monotonic() - started
                     return self
                 except (KeyError, OSError, xmlrpc.client.Error):
                     pass
-            time.sleep(0.05)
+            time.sleep(poll)
         self.stop()
         raise RuntimeError(f"{self.kind} hub did not start in {START_TIMEOUT}s: {self.log_tail()}")
 

@@ -60,6 +60,9 @@ FIGURES: List[Tuple[str, str, str, bool, Optional[float]]] = [
      2.0),
     ("shared", "fanout100_hub_cpu_us_per_delivery",
      "one driver: notifyAll->100 hub CPU us/delivery", False, 4.0),
+    ("startup", "start_s", "cold start to pingable lockfile, s (median)", False, None),
+    ("startup", "start_min_s", "cold start, fastest of 5, s", False, None),
+    ("startup", "idle_rss_mb", "idle RSS after start, MB", False, None),
     ("pyvo_clients", "deliveries_per_s", "pyvo receivers: notifyAll->4 deliveries/s", True,
      1.0),
     *[("scaling", f"n{n}_{op}_ms", f"N={n:,}: {label} ms", False, None)

@@ -155,6 +155,26 @@ def scaling(hub: HubProcess, s: Any) -> Dict[str, Any]:
     return asyncio.run(_scaling(hub, s.scaling_sizes, s.scaling_budget))
 
 
+def startup(hub: HubProcess, s: Any) -> Dict[str, Any]:
+    """
+    Cold start: C{s.startup_repeats} fresh hubs of the same kind, each timed
+    from exec until its lockfile's URL answers C{samp.hub.ping} (polled every
+    5 ms), then its RSS after one idle second.  Medians.
+    """
+    times, rss = [], []
+    for _ in range(s.startup_repeats):
+        other = HubProcess(hub.kind)
+        try:
+            other.start(poll=0.005)
+            times.append(other.start_seconds)
+            time.sleep(1.0)
+            rss.append(rss_bytes(other.pid) / 2**20)
+        finally:
+            other.stop()
+    return {"start_s": round(statistics.median(times), 3), "start_min_s": round(min(times), 3),
+            "idle_rss_mb": round(statistics.median(rss), 1)}
+
+
 # -- one driver process --------------------------------------------------------
 
 async def _shared(url: str, secret: str, pid: int, fanouts: Sequence[int], receivers: int,

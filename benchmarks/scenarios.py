@@ -34,6 +34,7 @@ class Settings:
     large_repeats: int = 3
     scaling_sizes: Sequence[int] = (10, 100, 1000, 5000, 10_000)
     scaling_budget: float = 240.0  # seconds per hub before the scaling run gives up
+    startup_repeats: int = 5
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -356,6 +357,7 @@ SCENARIOS = {
     "scaling": scaling.scaling,
     "shared": scaling.shared_cores,
     "pyvo_clients": scaling.real_clients,
+    "startup": scaling.startup,
     "call": call_reply,
     "isolation": isolation,
     "memory": memory,
