@@ -259,8 +259,9 @@ class HubService(MultiService):
         d.addCallbacks(self._started, self._start_failed)
 
     async def _start(self) -> HubService:
-        # Imported when the hub starts listening, not when the plugin loads:
-        # endpoints pulls in pyOpenSSL and cryptography when installed.
+        # Imported when the hub starts listening, not when the plugin loads
+        # (endpoints imports pyOpenSSL and cryptography where installed, as
+        # Twisted's reactor itself does once it runs).
         from twisted.internet.endpoints import serverFromString
 
         endpoint = serverFromString(self.reactor, self.listen)
