@@ -65,6 +65,8 @@ FIGURES: List[Tuple[str, str, str, bool, Optional[float]]] = [
     ("startup", "idle_rss_mb", "idle RSS after start, MB", False, None),
     ("pyvo_clients", "deliveries_per_s", "pyvo receivers: notifyAll->4 deliveries/s", True,
      1.0),
+    ("pyvo_clients", "jsamp_deliveries_per_s", "JSAMP receivers: notifyAll->2 deliveries/s",
+     True, 1.0),
     *[("scaling", f"n{n}_{op}_ms", f"N={n:,}: {label} ms", False, None)
       for op, label in [("register_cycle", "register+metadata+callback+subscriptions"),
                         ("unregister", "unregister"), ("get_subscribed", "getSubscribedClients"),

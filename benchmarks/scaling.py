@@ -8,14 +8,18 @@ on and the point where that happened is reported.
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
+import shutil
 import statistics
+import subprocess
+import threading
 import time
 import xmlrpc.client
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import workers
-from .hubs import HubProcess, cpu_seconds, rss_bytes
+from .hubs import HubProcess, available, cpu_seconds, rss_bytes
 from .rpc import EMPTY_RESPONSE, AsyncRpc, serve
 
 #: the crowd subscribes to something nobody sends
@@ -302,12 +306,40 @@ def _pyvo_receivers_main(cfg: Dict[str, Any], counter: Any, ready: Any, stop: An
             pass
 
 
+def _notify_all_rate(hub: HubProcess, s: Any, counter: Any, n: int) -> Dict[str, Any]:
+    """notifyAll to the C{n} receivers counting into C{counter}, at most 40
+    deliveries outstanding; deliveries/s over the window."""
+    from .scenarios import _stop, ctx
+
+    proxy = xmlrpc.client.ServerProxy(hub.url)
+    key = proxy.samp.hub.register(hub.secret)["samp.private-key"]
+    sent = [ctx.RawValue("q", 0)]
+    go, halt = ctx.Event(), ctx.Event()
+    scfg = {"url": hub.url, "method": "samp.hub.notifyAll",
+            "params": (key, workers.message()), "fanout": n, "window": 40, "conns": 2,
+            "max_seconds": s.warmup + s.duration + 30}
+    sender = ctx.Process(target=workers.throughput_sender_main, daemon=True,
+                         args=(scfg, sent[0], sent, [_Reader(counter)], go, halt))
+    sender.start()
+    try:
+        go.set()
+        time.sleep(s.warmup)
+        r0, c0, t0 = counter.value, cpu_seconds(hub.pid), time.monotonic()
+        time.sleep(s.duration)
+        r1, c1, t1 = counter.value, cpu_seconds(hub.pid), time.monotonic()
+    finally:
+        halt.set()
+        _stop([sender])
+    return {"deliveries_per_s": round((r1 - r0) / (t1 - t0), 1),
+            "hub_cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1)}
+
+
 def real_clients(hub: HubProcess, s: Any) -> Dict[str, Any]:
     """
-    Receivers are real pyvo SAMPIntegratedClients (each its own callback
-    server, HTTP/1.0-style: the connection closes after every callback).
-    notifyAll to 4 of them from one sender process, at most 40 deliveries
-    outstanding; deliveries/s over the window.
+    Receivers are real clients whose callback servers close the connection
+    after every callback: 4 pyvo C{SAMPIntegratedClient}s in one process,
+    then 2 JSAMP clients (C{jsamp snooper}, one JVM each), each set measured
+    with notifyAll from one sender process.
     """
     from .scenarios import _stop, ctx
 
@@ -321,29 +353,54 @@ def real_clients(hub: HubProcess, s: Any) -> Dict[str, Any]:
     p.start()
     try:
         ready.get(timeout=120)
-        proxy = xmlrpc.client.ServerProxy(hub.url)
-        key = proxy.samp.hub.register(hub.secret)["samp.private-key"]
-        sent = [ctx.RawValue("q", 0)]
-        go, halt = ctx.Event(), ctx.Event()
-        received = [_Reader(counter)]
-        scfg = {"url": hub.url, "method": "samp.hub.notifyAll",
-                "params": (key, workers.message()), "fanout": n, "window": 40, "conns": 2,
-                "max_seconds": s.warmup + s.duration + 30}
-        sender = ctx.Process(target=workers.throughput_sender_main, daemon=True,
-                             args=(scfg, sent[0], sent, received, go, halt))
-        sender.start()
-        go.set()
-        time.sleep(s.warmup)
-        r0, c0, t0 = counter.value, cpu_seconds(hub.pid), time.monotonic()
-        time.sleep(s.duration)
-        r1, c1, t1 = counter.value, cpu_seconds(hub.pid), time.monotonic()
-        halt.set()
-        _stop([sender])
-        return {"deliveries_per_s": round((r1 - r0) / (t1 - t0), 1),
-                "hub_cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1)}
+        out = _notify_all_rate(hub, s, counter, n)
     finally:
         stop.set()
         _stop([p], timeout=30)
+    if available("jsamp") is None:
+        out.update({f"jsamp_{k}": v for k, v in _jsamp_receivers(hub, s).items()})
+    return out
+
+
+def _jsamp_receivers(hub: HubProcess, s: Any, n: int = 2) -> Dict[str, Any]:
+    from .scenarios import ctx
+
+    env = dict(os.environ, HOME=str(hub.home), SAMP_HUB=f"std-lockurl:{hub.lockfile.as_uri()}",
+               JAVA_TOOL_OPTIONS=f"-Duser.home={hub.home} -Djsamp.localhost=127.0.0.1")
+    counter = ctx.Value("q", 0)
+    procs = [subprocess.Popen(
+        [shutil.which("jsamp") or "/usr/bin/jsamp", "snooper", "-clientname",
+         f"jsamp-receiver-{i}", "-mtype", workers.BENCH_MTYPE],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    ) for i in range(n)]
+
+    def count(stream: Any) -> None:
+        for line in stream:
+            if b"--- notify" in line:
+                with counter.get_lock():
+                    counter.value += 1
+
+    readers = [threading.Thread(target=count, args=(p.stdout,), daemon=True) for p in procs]
+    for r in readers:
+        r.start()
+    try:
+        proxy = xmlrpc.client.ServerProxy(hub.url)
+        key = proxy.samp.hub.register(hub.secret)["samp.private-key"]
+        deadline = time.monotonic() + 120
+        while len(proxy.samp.hub.getSubscribedClients(key, workers.BENCH_MTYPE)) < n:
+            if time.monotonic() > deadline:
+                return {"error": "JSAMP receivers did not subscribe in 120 s"}
+            time.sleep(0.2)
+        return _notify_all_rate(hub, s, counter, n)
+    finally:
+        for p in procs:  # our own children, by PID
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
 
 
 class _Reader:
