@@ -39,9 +39,12 @@ class Options(usage.Options):
         ["log-level", None, "info", "Least important level logged: debug, info, warn, error."],
         ["web-listen", None, DEFAULT_WEB_LISTEN, "Endpoint of the Web Profile server."],
         ["web-consent", None, "auto",
-         "Who decides on Web Profile registrations: prompt (ask on this terminal), deny, "
-         "origins:URL[,URL] (allow those page origins), allow-all (unsafe), or auto "
-         "(prompt if stdin is a terminal, else deny). See docs/web-profile.md."],
+         "Who decides on Web Profile registrations: prompt (ask on this terminal), page "
+         "(ask on the hub's status page and with 'samptwist web'), deny, origins:URL[,URL] "
+         "(allow those page origins), allow-all (unsafe), or auto (prompt if stdin is a "
+         "terminal, else page). See docs/web-profile.md."],
+        ["web-consent-timeout", None, "120",
+         "Seconds a Web Profile registration waits for the user's answer (then refused)."],
         ["callback-timeout", None, "30", "Seconds a client's callback may take to answer."],
         ["max-failures", None, "3",
          "Consecutive unreachable callbacks after which a client is ejected (0: never)."],
@@ -76,7 +79,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} needs a number of seconds") from None
             if self[name] < 0:
                 raise usage.UsageError(f"--{name} must not be negative")
-        for name in ("callback-timeout", "shutdown-grace"):
+        for name in ("callback-timeout", "shutdown-grace", "web-consent-timeout"):
             try:
                 self[name] = float(self[name])
             except ValueError:
@@ -136,6 +139,7 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
         shutdown_grace=options["shutdown-grace"],
         web_listen=None if options["no-web"] else options["web-listen"],
         web_consent=options["web-consent"],
+        web_options={"consent_timeout": options["web-consent-timeout"]},
         max_request_size=options["max-request-size"],
         label=options["label"],
         hub_timeout=options["hub-timeout"],

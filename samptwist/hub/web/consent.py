@@ -525,19 +525,22 @@ def consent_from_spec(spec: Optional[str], reactor: Any) -> IConsentPolicy:
     """
     Build the policy named by a C{--web-consent} value.
 
-    @param spec: C{"prompt"}, C{"deny"}, C{"allow-all"},
+    @param spec: C{"prompt"}, C{"page"} (ask on the hub's status page, see
+        L{samptwist.hub.web.pageconsent}), C{"deny"}, C{"allow-all"},
         C{"origins:URL[,URL...]"}, or C{"auto"}/C{None}: C{prompt} when stdin
-        is a terminal, else C{deny} (with a log line saying so).
+        is a terminal, else C{page}.
     @raise ValueError: for anything else.
     """
     text = (spec or "auto").strip()
     if text == "auto":
         if stdin_is_terminal():
             return TerminalPrompt(reactor)
-        return DenyAll(
-            "the hub has no terminal to ask on; choose --web-consent origins:URL to allow "
-            "your pages"
-        )
+        text = "page"
+    if text == "page":
+        # Imported here: the page front end builds on this module.
+        from .pageconsent import StatusPageConsent
+
+        return StatusPageConsent(reactor)
     if text == "prompt":
         return TerminalPrompt(reactor)
     if text == "deny":
@@ -547,6 +550,6 @@ def consent_from_spec(spec: Optional[str], reactor: Any) -> IConsentPolicy:
     if text.startswith("origins:"):
         return AllowOrigins(o for o in text[len("origins:"):].split(",") if o.strip())
     raise ValueError(
-        f"unknown web consent policy {spec!r}: expected prompt, deny, allow-all or "
+        f"unknown web consent policy {spec!r}: expected prompt, page, deny, allow-all or "
         "origins:URL[,URL]"
     )
