@@ -19,6 +19,7 @@ from treq.testing import StubTreq
 from twisted.internet.defer import TimeoutError
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.web.resource import Resource
 from zope.interface.verify import verifyObject
 
 from samptwist.hub.core import Hub
@@ -231,7 +232,9 @@ class Page:
         if consent is not None:
             self.monitor.attach_consent(consent)
         self.monitor.startService()
-        self.stub = StubTreq(StatusResource(self.monitor, SECRET))
+        root = Resource()
+        root.putChild(b"status", StatusResource(self.monitor, SECRET))
+        self.stub = StubTreq(root)
 
     def fetch(self, method, path, body=None, headers=None):
         d = self.stub.request(method, BASE + path, data=body, headers=headers or {})
