@@ -185,8 +185,8 @@ async def _xmlrpc(reactor: Any, url: str, method: str, *params: Any) -> Tuple[st
     """
     body = xmlrpc.client.dumps(params, method).encode()
     try:
-        response = await treq.post(url, data=body, headers=Headers({b"Content-Type": [b"text/xml"]}),
-                                   timeout=TIMEOUT, reactor=reactor)
+        response = await treq.post(url, data=body, timeout=TIMEOUT, reactor=reactor,
+                                   headers=Headers({b"Content-Type": [b"text/xml"]}))
         data = await response.content()
     except Exception as e:
         return "down", str(e) or type(e).__name__
