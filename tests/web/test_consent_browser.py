@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import shutil
 import ssl
 import subprocess
@@ -117,6 +118,12 @@ test_certificate.__test__ = False  # a helper, not a test
 
 def _missing():
     raise LookupError("no openssl executable")
+
+
+def _private_network() -> bool:
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        raise LookupError("unshare -n is not permitted here")
+    return True
 
 
 @pytest.fixture
@@ -345,41 +352,83 @@ def test_js_client_errors_in_chromium(tmp_path, browser):
             assert wait_state(denied) == "error:refused"
 
 
-def test_public_https_page_needs_the_local_network_permission(tmp_path):
-    """A page on a public https origin (a test certificate for public.test, which the
-    browser is told is a public address) is blocked by Chromium's Local Network Access
-    check until the user grants the permission; the JS client says lna-blocked, and
-    the hub never sees the request.  After the grant it registers.  A public plain-http
-    page is always blocked."""
+def public_page_checks(tmp_path: Path) -> Dict[str, object]:
+    """
+    Inside a private network namespace (run by the test below): the hub on the
+    standard port 21012, a page on a "public" https origin using the JS client's
+    default hub URL, and a public plain-http page.
+
+    @return: what each page saw, and the hub's log.
+    """
     cert = test_certificate(tmp_path / "cert")
     root = tmp_path / "site"
     root.mkdir()
     plain_root = tmp_path / "plain"
     plain_root.mkdir()
+    out: Dict[str, object] = {}
     with site(root, cert) as (port, _), site(plain_root) as (plain_port, _):
         origin = f"https://{PUBLIC}:{port}"
+        out["origin"] = origin
         args = [f"--ip-address-space-overrides=127.0.0.1:{port}=public,"
                 f"127.0.0.1:{plain_port}=public",
                 f"--host-resolver-rules=MAP {PUBLIC} 127.0.0.1"]
-        with web_hub(tmp_path, "--web-consent", f"origins:{origin}") as hub:
+        with web_hub(tmp_path, "--web-consent", f"origins:{origin}",
+                     web_listen="tcp:21012:interface=127.0.0.1") as hub:
+            out["web_url"] = hub.web_url
             contexts = chromium_context(tmp_path / "profile", extra_args=args,
                                         ignore_https_errors=True)
             context = next(contexts)
             try:
                 page = context.new_page()
-                page.goto(f"{origin}/page.html?hub={hub.web_url}")
-                assert wait_state(page) == "error:lna-blocked", hub.log()
-                assert page.evaluate("window.error.details.permission") in ("prompt", "denied")
-                assert "local network access" in page.text_content("#why")
-                assert "registration of" not in hub.log()  # the hub never saw it
+                page.goto(f"{origin}/page.html")
+                out["blocked"] = [wait_state(page), page.evaluate("window.error"),
+                                  page.text_content("#why")]
+                out["log_before_grant"] = hub.log()
                 plain = context.new_page()
-                plain.goto(f"http://{PUBLIC}:{plain_port}/page.html?hub={hub.web_url}")
-                assert wait_state(plain) == "error:lna-blocked"
-                assert plain.evaluate("window.error.details.secureContext") is False
+                plain.goto(f"http://{PUBLIC}:{plain_port}/page.html")
+                out["plain"] = [wait_state(plain), plain.evaluate("window.error")]
                 context.grant_permissions(["local-network-access"], origin=origin)
                 allowed = context.new_page()
-                allowed.goto(f"{origin}/page.html?hub={hub.web_url}")
-                assert wait_state(allowed).startswith("registered:"), hub.log()
+                allowed.goto(f"{origin}/page.html")
+                out["granted"] = wait_state(allowed)
             finally:
                 contexts.close()
-        assert f"from '{origin}' accepted" in hub.log()
+        out["log"] = hub.log()
+    return out
+
+
+NETNS = """import json, subprocess, sys
+from pathlib import Path
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+sys.path.insert(0, sys.argv[1])
+from web.test_consent_browser import public_page_checks
+print("RESULT " + json.dumps(public_page_checks(Path(sys.argv[2]))))
+"""
+
+
+def test_public_https_page_needs_the_local_network_permission(tmp_path):
+    """A page on a public https origin (a test certificate for public.test, which the
+    browser is told is a public address), served in a private network namespace with
+    the hub on the standard port, is blocked by Chromium's Local Network Access check
+    until the user grants the permission: the JS client says lna-blocked and the hub
+    never sees the request.  After the grant it registers with the default hub URL.
+    A public plain-http page is always blocked."""
+    peers.require_peer("unshare -n", _private_network)
+    tests = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run([shutil.which("unshare") or "unshare", "-n", sys.executable, "-c",
+                             NETNS, tests, str(tmp_path)],
+                            capture_output=True, text=True, timeout=240)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, result.stdout + result.stderr
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["web_url"] == "http://127.0.0.1:21012/"
+    state, error, why = out["blocked"]
+    assert state == "error:lna-blocked", out["log"]
+    assert error["details"]["permission"] in ("prompt", "denied")
+    assert error["details"]["hubUrl"] == "http://127.0.0.1:21012/"
+    assert "local network access" in why
+    assert "registration of" not in out["log_before_grant"]  # the hub never saw it
+    state, error = out["plain"]
+    assert state == "error:lna-blocked" and error["details"]["secureContext"] is False
+    assert out["granted"].startswith("registered:"), out["log"]
+    assert f"from '{out['origin']}' accepted" in out["log"]
