@@ -15,6 +15,7 @@ import stat
 import xmlrpc.client
 
 import pytest
+import pytest_twisted
 from treq.testing import StubTreq
 from twisted.internet.defer import TimeoutError
 from twisted.internet.task import Clock
@@ -315,3 +316,28 @@ def test_consent_endpoint_without_page_consent():
     state = json.loads(page.fetch("GET", f"state.json?key={KEY}")[1])
     assert state["consent"] == {"asks": False, "mode": "no Web Profile", "pending": [],
                                 "origins": []}
+
+
+@pytest_twisted.ensureDeferred
+async def test_desktop_notification_through_a_real_process(tmp_path, store):
+    """notify-send is spawned by the reactor (never waited for): a stand-in script
+    records its arguments."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    record = tmp_path / "args"
+    script = tmp_path / "notify-send"
+    script.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {record}\n")
+    script.chmod(0o755)
+    consent = StatusPageConsent(reactor, remembered=store, notifier=str(script))
+    d = consent.request(ask("notified page", origin="https://sky.example"))
+    for _ in range(250):
+        if record.exists() and record.read_text().endswith("\n"):
+            break
+        await deferLater(reactor, 0.02, lambda: None)
+    lines = record.read_text().splitlines()
+    assert lines[:2] == ["--app-name=SAMP hub", "--expire-time=15000"]
+    assert "'https://sky.example'" in lines[-1] and "samptwist web" in lines[-1]
+    assert "key=" not in record.read_text()  # never the status page's key
+    consent.close()
+    assert now(d) is False
