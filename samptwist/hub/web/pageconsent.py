@@ -78,6 +78,18 @@ class Pending:
         }
 
 
+def _tell(level: str, request: ConsentRequest, what: str, **fields: Any) -> None:
+    """
+    Log C{"Web Profile registration of NAME from ORIGIN " + what}.
+    """
+    getattr(log, level)(
+        "Web Profile registration of {name} from {origin} " + what,
+        name=printable(request.name),
+        origin=printable(request.origin),
+        **fields,
+    )
+
+
 def _origin_key(request: ConsentRequest) -> str:
     if request.origin is None:
         return UNKNOWN
@@ -194,12 +206,8 @@ class StatusPageConsent:
         if self._closed:
             return self._refused(request, "the hub is stopping")
         if key != UNKNOWN and key in self.remembered:
-            log.info(
-                "Web Profile registration of {name} from {origin} accepted: origin always "
-                "allowed (revoke on the status page or with 'samptwist web forget')",
-                name=printable(request.name),
-                origin=printable(request.origin),
-            )
+            _tell("info", request, "accepted: origin always allowed (revoke on the status "
+                  "page or with 'samptwist web forget')")
             return succeed(True)
         recent = self._recent.setdefault(key, collections.deque())
         while recent and recent[0] <= now - self.rate_window:
@@ -240,12 +248,7 @@ class StatusPageConsent:
                 del self._recent[origin]
 
     def _refused(self, request: ConsentRequest, why: str) -> Deferred:
-        log.warn(
-            "Web Profile registration of {name} from {origin} refused: {why}",
-            name=printable(request.name),
-            origin=printable(request.origin),
-            why=why,
-        )
+        _tell("warn", request, "refused: {why}", why=why)
         return succeed(False)
 
     def answer(self, ident: str, allow: bool, remember: bool = False) -> bool:
@@ -269,13 +272,9 @@ class StatusPageConsent:
         del self._pending[ident]
         if item.timer.active():
             item.timer.cancel()
-        log.info(
-            "Web Profile registration of {name} from {origin} {verdict} on the status page",
-            name=printable(item.request.name),
-            origin=printable(item.request.origin),
-            verdict=("allowed, origin remembered" if remember else "allowed once")
-            if allow else "denied",
-        )
+        verdict = ("allowed, origin remembered" if remember else "allowed once") if allow \
+            else "denied"
+        _tell("info", item.request, "{verdict} on the status page", verdict=verdict)
         self._changed()
         item.deferred.callback(bool(allow))
         return True
@@ -297,13 +296,7 @@ class StatusPageConsent:
         item = self._pending.pop(ident, None)
         if item is None:
             return
-        log.warn(
-            "Web Profile registration of {name} from {origin} refused: no answer in "
-            "{timeout:g}s",
-            name=printable(item.request.name),
-            origin=printable(item.request.origin),
-            timeout=self.timeout,
-        )
+        _tell("warn", item.request, "refused: no answer in {timeout:g}s", timeout=self.timeout)
         self._changed()
         item.deferred.errback(TimeoutError(f"no answer in {self.timeout:g}s"))
 
