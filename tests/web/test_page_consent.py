@@ -341,3 +341,19 @@ async def test_desktop_notification_through_a_real_process(tmp_path, store):
     assert "key=" not in record.read_text()  # never the status page's key
     consent.close()
     assert now(d) is False
+
+
+def test_twistd_consent_timeout_option():
+    from twisted.python import usage
+
+    from samptwist.tap import Options
+
+    options = Options()
+    options.parseOptions(["--web-consent", "page", "--web-consent-timeout", "7.5"])
+    assert options["web-consent-timeout"] == 7.5
+    default = Options()
+    default.parseOptions([])
+    assert default["web-consent-timeout"] is None  # each policy keeps its own default
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(usage.UsageError, match="web-consent-timeout"):
+            Options().parseOptions(["--web-consent-timeout", bad])
