@@ -49,11 +49,17 @@ def _note(kind: str, example: Any, encoded: Any) -> None:
 
 
 def _outside_samptwist() -> int:
-    """@return: the warnings stack level of the first caller outside samptwist."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """
+    @return: the warnings stack level of the first caller outside samptwist
+        (and the standard library's xmlrpc it calls through).
+    """
+    inside = (
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+        os.path.abspath(xmlrpc.client.__file__),
+    )
     frame = sys._getframe(1)
     level = 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level

@@ -20,10 +20,7 @@ are deselected by name; docs/porting.md lists each with its reason.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List
@@ -31,8 +28,7 @@ from typing import Dict, List
 import pytest
 
 from tests.peers import require_samp_module
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.subpytest import run_pytest
 
 #: Deselected tests, with the reason (kept in step with docs/porting.md).
 DESELECTED: Dict[str, str] = {
@@ -111,27 +107,10 @@ def run_suite(project: str, tmp_path: Path) -> ET.Element:
     for test in DESELECTED:
         if (tmp_path / "ported" / package / test.split("::")[0]).exists():
             deselect += ["--deselect", f"{package}/{test}"]
-    report = tmp_path / "report.xml"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    env.pop("CI", None)
-    env.pop("SAMP_HUB", None)
-    env.pop("PYTEST_ADDOPTS", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:twisted", "-p", "no:cacheprovider",
-         "-q", "-rA", "--rootdir", str(tmp_path / "ported"), f"--junitxml={report}",
-         "-o", "addopts=", "-o", "timeout=300", *deselect, package],
-        cwd=tmp_path / "ported", env=env, capture_output=True, text=True, timeout=1200,
-        stdin=subprocess.DEVNULL,
-    )
-    output = done.stdout[-8000:] + done.stderr[-4000:]
-    assert done.returncode == 0, output
-    suite = ET.parse(report).getroot()
-    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    assert suite is not None, output
-    assert int(suite.get("failures", 0)) == 0 and int(suite.get("errors", 0)) == 0, output
-    assert int(suite.get("skipped", 0)) == 0, "a peer test was skipped:\n" + output
-    assert int(suite.get("tests", 0)) >= len(modules), output
+    suite = run_pytest([package], rootdir=tmp_path / "ported", cwd=tmp_path / "ported",
+                       report=tmp_path / "report.xml", drop_env=["CI"],
+                       extra=["-o", "timeout=300", *deselect])
+    assert int(suite.get("tests", 0)) >= len(modules)
     return suite
 
 
