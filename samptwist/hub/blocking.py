@@ -23,7 +23,7 @@ import threading
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from .._log import Logger
 from ..client.blocking import run_in_reactor
@@ -139,6 +139,15 @@ class SAMPHubServer:
         self._pool_size = int(pool_size)
         self._running: Optional[RunningHub] = None
         self._lock = threading.Lock()
+
+    @staticmethod
+    def get_mtype_subtypes(mtype: str) -> List[str]:
+        """
+        @return: the subscription patterns that match C{mtype}, most specific
+            first: C{"a.b.c"}, C{"a.b.*"}, C{"a.*"}, C{"*"}.
+        """
+        atoms = mtype.split(".")
+        return [mtype] + [".".join(atoms[:n] + ["*"]) for n in range(len(atoms) - 1, -1, -1)]
 
     # pyvo's read-only attributes
     @property

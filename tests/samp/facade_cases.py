@@ -528,6 +528,11 @@ def test_web_profile_dialog_decides(tmp_path, allow):
 # -- conf, internals, lockfile helpers -------------------------------------------
 
 
+def test_get_mtype_subtypes():
+    assert SAMPHubServer.get_mtype_subtypes("a.b.c") == ["a.b.c", "a.b.*", "a.*", "*"]
+    assert SAMPHubServer.get_mtype_subtypes("x") == ["x", "*"]
+
+
 def test_conf_settings():
     assert conf.use_internet is True and conf.n_retries == 10
     conf.use_internet = False
@@ -541,7 +546,7 @@ def test_conf_settings():
 
 
 def test_thread_internals_name_their_replacement():
-    from samptwist.samp import hub, standard_profile, utils, web_profile
+    from samptwist.samp import standard_profile, utils, web_profile
     from samptwist.samp._internals import NotProvided
 
     for module, name, hint in [
@@ -550,7 +555,6 @@ def test_thread_internals_name_their_replacement():
         (web_profile, "WebProfileXMLRPCServer", "samptwist.hub.web"),
         (web_profile, "WebProfileRequestHandler", "samptwist.hub.web"),
         (utils, "_HubAsClient", "hubclient"),
-        (hub, "get_mtype_subtypes", "samptwist.mtype"),
     ]:
         with pytest.raises(NotProvided, match=hint):
             getattr(module, name)
