@@ -355,18 +355,22 @@ class _Receiver:
         d = deferToThread(fn, *args)
         d.addErrback(lambda f: log.failure("{what} handler failed", f, what=what))
 
+    def _target(self) -> Any:
+        # An integrated client that owns this client takes the callbacks, so
+        # that its subclasses may override receive_* too.
+        return self.client._owner or self.client
+
     def receive_notification(self, sender_id: str, message: Dict[str, Any]) -> None:
-        c = self.client
-        self._run("notification", c.receive_notification, c.get_private_key(), sender_id,
-                  message)
+        key = self.client.get_private_key()
+        self._run("notification", self._target().receive_notification, key, sender_id, message)
 
     def receive_call(self, sender_id: str, msg_id: str, message: Dict[str, Any]) -> None:
-        c = self.client
-        self._run("call", c.receive_call, c.get_private_key(), sender_id, msg_id, message)
+        key = self.client.get_private_key()
+        self._run("call", self._target().receive_call, key, sender_id, msg_id, message)
 
     def receive_response(self, responder_id: str, msg_tag: str, response: Dict[str, Any]) -> None:
-        c = self.client
-        self._run("response", c.receive_response, c.get_private_key(), responder_id, msg_tag,
+        key = self.client.get_private_key()
+        self._run("response", self._target().receive_response, key, responder_id, msg_tag,
                   response)
 
 
@@ -414,6 +418,8 @@ class SAMPClient:
         }
         self._response_bindings: Dict[str, Callable[..., Any]] = {}
         self.hub = hub
+        #: the L{SAMPIntegratedClient} that made this client, if any
+        self._owner: Any = None
 
     # -- running
 
@@ -785,7 +791,8 @@ class SAMPIntegratedClient:
     """
     pyvo's everyday client: a L{SAMPHubProxy} (C{self.hub}) and a
     L{SAMPClient} (C{self.client}, made by each L{connect}) behind one
-    object.
+    object.  Callbacks reach this object's C{receive_*} methods (which
+    hand them to the client's), so a subclass may override them.
 
     @param name: C{samp.name} metadata.
     @param description: C{samp.description.text} metadata.
@@ -827,6 +834,7 @@ class SAMPIntegratedClient:
             raise SAMPClientError("already connected; call disconnect() first")
         self.hub.connect(hub, hub_params, pool_size)
         self.client = SAMPClient(self.hub, **self.client_arguments)
+        self.client._owner = self
         self.client.start()
         try:
             self.client.register()

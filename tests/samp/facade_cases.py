@@ -320,6 +320,31 @@ def test_integrated_receive_methods_delegate(connected):
     assert a.receive_response("wrong key", "x", "t", {}) == ""
 
 
+def test_integrated_subclass_receive_methods(connected, hub):
+    got = queue.Queue()
+
+    class Mine(SAMPIntegratedClient):
+        def receive_call(self, private_key, sender_id, msg_id, message):
+            got.put(message["samp.mtype"])
+            self.ereply(msg_id, "samp.ok", {"mine": "1"})
+            return ""
+
+    mine = Mine()
+    mine.connect(hub=hub)
+    try:
+        mine.declare_subscriptions({"demo.*": {}})
+        other = connected()
+        assert other.ecall_and_wait(mine.get_public_id(), "demo.x", "5")["samp.result"] == {
+            "mine": "1"}
+        assert got.get(timeout=WAIT) == "demo.x"
+        # not overridden: the usual dispatch to bound functions
+        mine.bind_receive_notification("demo.note", lambda *a: got.put("note"))
+        other.enotify(mine.get_public_id(), "demo.note")
+        assert got.get(timeout=WAIT) == "note"
+    finally:
+        mine.disconnect()
+
+
 def test_bind_before_connect_is_a_clear_error():
     client = SAMPIntegratedClient()
     assert not client.is_connected
