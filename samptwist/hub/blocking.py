@@ -31,7 +31,7 @@ from ..errors import SAMPHubError, SAMPWarning
 from ..lockfile import MULTIPLE_DIRECTORY, MULTIPLE_PREFIX, home_directory
 from .runner import RunningHub, start_hub
 from .service import DEFAULT_LISTEN
-from .web.consent import DialogConsent
+from .web.consent import DialogConsent, IConsentPolicy
 
 log = Logger()
 
@@ -124,7 +124,7 @@ class SAMPHubServer:
     ) -> None:
         if mode not in ("single", "multiple"):
             raise ValueError(f"mode must be 'single' or 'multiple', not {mode!r}")
-        self._id = str(uuid.uuid1())
+        self._id = str(uuid.uuid4())
         self._secret = secret
         self._addr = addr or "127.0.0.1"
         self._port = int(port)
@@ -200,7 +200,7 @@ class SAMPHubServer:
         # Reactor thread: a pyvo-style dialog object is asked through
         # DialogConsent; samptwist policies and --web-consent strings pass.
         dialog = self._web_profile_dialog
-        if dialog is None or isinstance(dialog, str) or hasattr(dialog, "describe"):
+        if dialog is None or isinstance(dialog, str) or IConsentPolicy.providedBy(dialog):
             return dialog
         return DialogConsent(dialog, reactor)
 

@@ -550,6 +550,24 @@ def test_web_profile_dialog_decides(tmp_path, allow):
         dialog.polling = False
 
 
+@pytest.mark.parametrize("policy", ["allow-all", "deny", "policy object"])
+def test_web_profile_dialog_takes_samptwist_policies(tmp_path, policy):
+    from samptwist.hub.web.consent import AllowAll
+
+    server = SAMPHubServer(web_profile_dialog=AllowAll() if policy == "policy object" else policy,
+                           web_port=0, lockfile=str(tmp_path / "l"))
+    server.start()
+    try:
+        web = SAMPXXEServerProxy(f"http://127.0.0.1:{server._web_port}/")
+        if policy == "deny":
+            with pytest.raises(SAMPProxyError, match="refused"):
+                web.samp.webhub.register({"samp.name": "Page"})
+        else:
+            assert web.samp.webhub.register({"samp.name": "Page"})["samp.private-key"]
+    finally:
+        server.stop()
+
+
 # -- conf, internals, lockfile helpers -------------------------------------------
 
 
