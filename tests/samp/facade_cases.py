@@ -180,6 +180,40 @@ def test_client_lifecycle(hub):
         client.register()
 
 
+def test_client_callback_addr_and_port(hub):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = SAMPHubProxy()
+    proxy.connect(hub=hub)
+    client = SAMPClient(proxy, addr="127.0.0.1", port=port)
+    client.start()
+    try:
+        assert client._xmlrpcAddr == f"http://127.0.0.1:{port}/"
+        client.register()
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT):
+            pass
+        client.unregister()
+    finally:
+        client.stop()
+        proxy.disconnect()
+
+
+def test_integrated_not_callable_sends_only(connected):
+    sender = connected(callable=False)
+    receiver = connected()
+    got = queue.Queue()
+    receiver.bind_receive_notification("demo.one", lambda *a: got.put("yes"))
+    assert sender.is_connected
+    sender.enotify(receiver.get_public_id(), "demo.one")
+    assert got.get(timeout=WAIT) == "yes"
+    assert sender.get_subscriptions(sender.get_public_id()) == {}
+    with pytest.raises(SAMPClientError, match="not callable"):
+        sender.bind_receive_call("demo.x", print)
+
+
 def test_client_not_callable_refuses_bindings(hub):
     proxy = SAMPHubProxy()
     proxy.connect(hub=hub)
