@@ -106,6 +106,7 @@ class ReactorThread:
         thread = self.thread
         if thread is None or not thread.is_alive():
             return
+        _unregister_all()  # while the hub (perhaps on this reactor) still answers
         try:
             self.reactor.callFromThread(self.reactor.stop)
         except Exception:
@@ -451,7 +452,6 @@ class SAMPClient:
         self.client = server
         self._port = int(url.rsplit(":", 1)[1].strip("/"))
         self._xmlrpcAddr = url
-        _watch(self)
 
     def stop(self, timeout: float = 10.0) -> None:
         """
@@ -716,6 +716,7 @@ class SAMPClient:
         if self._metadata:
             self.declare_metadata()
         self._is_registered = True
+        _watch(self)
 
     def unregister(self) -> None:
         """

@@ -401,6 +401,28 @@ def test_reconnect_and_double_connect(hub):
     client.disconnect()
 
 
+def test_clients_unregister_at_interpreter_exit(hub, connected):
+    import subprocess
+    import sys
+
+    watcher = connected()
+    script = (
+        "import sys\n"
+        "from samptwist.samp import SAMPIntegratedClient\n"
+        "c = SAMPIntegratedClient(name='leaver')\n"
+        "c.connect(hub_params={'samp.secret': sys.argv[1], 'samp.hub.xmlrpc.url': sys.argv[2]})\n"
+        "print(c.get_public_id())\n"  # and exit without disconnect()
+    )
+    params = hub.params
+    done = subprocess.run([sys.executable, "-c", script, params["samp.secret"],
+                           params["samp.hub.xmlrpc.url"]], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    leaver = done.stdout.strip()
+    assert leaver.startswith("c")
+    assert leaver not in watcher.get_registered_clients()  # unregistered, not timed out
+
+
 def test_disconnect_after_hub_stopped_warns(tmp_path):
     server = SAMPHubServer(web_profile=False, lockfile=str(tmp_path / "gone"))
     server.start()
