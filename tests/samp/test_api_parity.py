@@ -105,3 +105,27 @@ def test_deselected_peer_tests_are_documented():
         assert f"`{test}`" in text, test
     documented = re.findall(r"^\| `(test_\w+\.py::[\w:]+)`", text, re.M)
     assert sorted(documented) == sorted(DESELECTED)
+
+
+CLIENT_SIDE = ["client", "hub_proxy", "integrated_client", "errors", "constants", "utils",
+               "vo_helpers", "lockfile_helpers", "_internals"]
+
+
+def imported_modules(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield "." * node.level + (node.module or "")
+
+
+@pytest.mark.parametrize("path", sorted(
+    [p for p in (DOCS.parents[1] / "samptwist" / "client").glob("*.py")]
+    + [DOCS.parents[1] / "samptwist" / "samp" / f"{m}.py" for m in CLIENT_SIDE]),
+    ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_client_side_does_not_import_the_hub(path):
+    for name in imported_modules(path):
+        assert not re.match(r"(samptwist\.hub|\.\.hub|\.\.\.hub)(\.|$)", name), (path, name)
