@@ -42,7 +42,7 @@ DESELECTED: Dict[str, str] = {
 #: Modules left out entirely.
 LEFT_OUT = {"astropy": {"test_hub_script.py"}, "pyvo": set()}
 
-_IMPORT = re.compile(r"\b(?:astropy|pyvo)\.samp\b")
+_IMPORT = re.compile(r"^(\s*(?:from|import)\s+)(?:astropy|pyvo)\.samp\b", re.M)
 
 CONFTEST = '''
 import pytest
@@ -67,7 +67,7 @@ def port_module(text: str, name: str) -> str:
     @return: a peer test module's text with its SAMP imports pointed at
         samptwist.samp (and, in test_helpers.py, the one permitted edit).
     """
-    ported = _IMPORT.sub("samptwist.samp", text)
+    ported = _IMPORT.sub(r"\1samptwist.samp", text)
     if name == "test_helpers.py":
         edited = ported.replace('"parameter2": 1331', '"parameter2": "1331"')
         assert edited != ported, "test_helpers.py no longer has the 1331 parameter"
@@ -92,7 +92,13 @@ def generate(project: str, target: Path) -> List[str]:
     for path in sorted(source.glob("*.py")):
         if path.name in LEFT_OUT[project]:
             continue
-        (package / path.name).write_text(port_module(path.read_text(), path.name))
+        original = path.read_text()
+        ported = port_module(original, path.name)
+        changed = [(a, b) for a, b in zip(original.splitlines(), ported.splitlines()) if a != b]
+        for before, _ in changed:  # nothing but imports and the permitted edit
+            assert _IMPORT.match(before) or '"parameter2": 1331' in before, before
+        assert not _IMPORT.search(ported), path  # nothing left importing the peer's samp
+        (package / path.name).write_text(ported)
         if path.name.startswith("test_"):
             written.append(path.name)
     (target / "conftest.py").write_text(CONFTEST)
@@ -118,10 +124,12 @@ def test_port_module_rewrites_only_imports():
     text = (
         "from astropy.samp import conf\nfrom pyvo.samp.hub import SAMPHubServer\n"
         "from astropy.utils.data import get_readable_fileobj\nimport astropy.samp.errors\n"
+        "    from pyvo.samp import x\n# see pyvo.samp.hub\n"
     )
     assert port_module(text, "test_x.py") == (
         "from samptwist.samp import conf\nfrom samptwist.samp.hub import SAMPHubServer\n"
         "from astropy.utils.data import get_readable_fileobj\nimport samptwist.samp.errors\n"
+        "    from samptwist.samp import x\n# see pyvo.samp.hub\n"
     )
     helpers = 'x = {"parameter1": "abcde", "parameter2": 1331}\n'
     assert port_module(helpers, "test_helpers.py") == (
