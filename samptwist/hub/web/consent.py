@@ -307,7 +307,10 @@ class DialogConsent:
                 continue
             self._asking = (request, d)
             identity: Any = dict(request.identity) or request.name
-            self.dialog.queue_request.put((identity, (request.peer, 0), request.origin or ""))
+            # never blocks: one question at a time, so the queue is empty
+            self.dialog.queue_request.put_nowait(
+                (identity, (request.peer, 0), request.origin or "")
+            )
             self._schedule()
             return
         self._asking = None
