@@ -4,6 +4,7 @@ Exceptions shared by the hub and the client library.
 
 from __future__ import annotations
 
+import xmlrpc.client
 from typing import Any, Mapping
 
 
@@ -71,3 +72,46 @@ class SAMPCallError(SAMPError):
         self.errortxt = str(error.get("samp.errortxt", "unspecified SAMP error"))
         prefix = f"{responder}: " if responder else ""
         super().__init__(prefix + self.errortxt)
+
+
+# -- pyvo.samp's exception names, raised by the blocking facade
+# (samptwist.samp); shared here because both its client and its hub raise them.
+
+
+class SAMPWarning(UserWarning):
+    """
+    A warning from the blocking facade (pyvo's C{SAMPWarning}): a message
+    nobody was subscribed to, a Python value encoded the SAMP way, a Web
+    Profile port already taken, ...
+    """
+
+
+class SAMPClientError(SAMPError):
+    """
+    The blocking facade's client refused an operation (not registered, not
+    callable, already registered), as pyvo's C{SAMPClientError}.
+    """
+
+
+class SAMPProxyError(SAMPError, xmlrpc.client.Fault):
+    """
+    The hub answered a blocking facade call with an XML-RPC fault (pyvo's
+    C{SAMPProxyError}); it is an C{xmlrpc.client.Fault}, so code that
+    catches C{Fault} keeps working.
+
+    @ivar faultCode: the fault's code.
+    @ivar faultString: the hub's message.
+    """
+
+    def __init__(self, faultCode: Any, faultString: str, **extra: Any) -> None:
+        xmlrpc.client.Fault.__init__(self, faultCode, faultString, **extra)
+        Exception.__init__(self, faultCode, faultString)
+
+    def __str__(self) -> str:
+        return str(self.faultString)
+
+
+class SAMPProxyTimeoutError(SAMPProxyError):
+    """
+    A C{call_and_wait} was not answered in time.
+    """

@@ -21,6 +21,12 @@ log = Logger()
 
 LOCKURL_PREFIX = "std-lockurl:"
 _NAME = re.compile(r"[a-zA-Z0-9_.\-]+\Z")
+#: where hubs started with C{mode="multiple"} write their lockfiles, under
+#: the home directory, and how those files' names start (astropy's and
+#: pyvo's convention, which their clients search).
+MULTIPLE_DIRECTORY = ".samp-1"
+MULTIPLE_PREFIX = "samp-hub"
+
 REQUIRED = ("samp.secret", "samp.hub.xmlrpc.url", "samp.profile.version")
 
 

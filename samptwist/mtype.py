@@ -12,6 +12,19 @@ from typing import Any, Iterable, Mapping, Optional, Tuple
 
 from .errors import SAMPValueError
 
+#: MTypes (patterns) a Web Profile page may send to any subscriber; also
+#: pyvo's C{SAFE_MTYPES} (samptwist.samp.constants).
+SAFE_MTYPES: Tuple[str, ...] = (
+    "samp.app.*",
+    "samp.msg.progress",
+    "table.*",
+    "image.*",
+    "coord.*",
+    "spectrum.*",
+    "bibcode.*",
+    "voresource.*",
+)
+
 _MTYPE = re.compile(r"[0-9a-zA-Z_-]+(\.[0-9a-zA-Z_-]+)*\Z")
 _PATTERN = re.compile(r"(\*|[0-9a-zA-Z_-]+(\.[0-9a-zA-Z_-]+)*(\.\*)?)\Z")
 

@@ -39,9 +39,13 @@ class Options(usage.Options):
         ["log-level", None, "info", "Least important level logged: debug, info, warn, error."],
         ["web-listen", None, DEFAULT_WEB_LISTEN, "Endpoint of the Web Profile server."],
         ["web-consent", None, "auto",
-         "Who decides on Web Profile registrations: prompt (ask on this terminal), deny, "
-         "origins:URL[,URL] (allow those page origins), allow-all (unsafe), or auto "
-         "(prompt if stdin is a terminal, else deny). See docs/web-profile.md."],
+         "Who decides on Web Profile registrations: prompt (ask on this terminal), page "
+         "(ask on the hub's status page and with 'samptwist web'), deny, origins:URL[,URL] "
+         "(allow those page origins), allow-all (unsafe), or auto (prompt if stdin is a "
+         "terminal, else page). See docs/web-profile.md."],
+        ["web-consent-timeout", None, None,
+         "Seconds a Web Profile registration waits for the user's answer, then is refused "
+         "(default: 120 on the status page, 60 on the terminal)."],
         ["callback-timeout", None, "30", "Seconds a client's callback may take to answer."],
         ["max-failures", None, "3",
          "Consecutive unreachable callbacks after which a client is ejected (0: never)."],
@@ -80,7 +84,10 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} needs a number of seconds") from None
             if self[name] < 0:
                 raise usage.UsageError(f"--{name} must not be negative")
-        for name in ("callback-timeout", "shutdown-grace"):
+        names = ["callback-timeout", "shutdown-grace"]
+        if self["web-consent-timeout"] is not None:  # else: the policy's own default
+            names.append("web-consent-timeout")
+        for name in names:
             try:
                 self[name] = float(self[name])
             except ValueError:
@@ -141,6 +148,10 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
         shutdown_grace=options["shutdown-grace"],
         web_listen=None if options["no-web"] else options["web-listen"],
         web_consent=options["web-consent"],
+        web_options=(
+            {"consent_timeout": options["web-consent-timeout"]}
+            if options["web-consent-timeout"] is not None else None
+        ),
         max_request_size=options["max-request-size"],
         label=options["label"],
         hub_timeout=options["hub-timeout"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import peers
 
@@ -24,10 +24,12 @@ def _chromium() -> str:
     return CHROMIUM
 
 
-def chromium_context(profile_dir: Path) -> Iterator[Any]:
+def chromium_context(profile_dir: Path, extra_args: Sequence[str] = (),
+                     **options: Any) -> Iterator[Any]:
     """
     Yield a persistent Playwright browser context of a fresh headless
-    Chromium; closed afterwards.  Use from a fixture.
+    Chromium (with C{extra_args} and context C{options}); closed
+    afterwards.  Use from a fixture.
     """
     peers.require_peer("chromium", _chromium)
     sync_api = peers.require_peer("playwright", lambda: __import__(
@@ -35,7 +37,7 @@ def chromium_context(profile_dir: Path) -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(profile_dir), executable_path=CHROMIUM, headless=True,
-            args=FLAGS, chromium_sandbox=False)
+            args=[*FLAGS, *extra_args], chromium_sandbox=False, **options)
         try:
             yield context
         finally:

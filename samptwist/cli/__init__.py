@@ -17,7 +17,7 @@ from typing import Any, List, NoReturn, Optional, Sequence
 
 from ._common import CLIError, error_line
 
-SUBCOMMANDS = ("hub", "clients", "send", "load", "ping", "snoop", "bridge")
+SUBCOMMANDS = ("hub", "clients", "send", "load", "ping", "snoop", "bridge", "web", "doctor")
 
 PROG = "samptwist"
 

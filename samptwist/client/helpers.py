@@ -13,6 +13,7 @@ L{samptwist.client.blocking.SAMPIntegratedClient} (and block).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -203,9 +204,80 @@ def _dispatch(conn: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
     from .blocking import SAMPIntegratedClient
 
     if isinstance(conn, SAMPIntegratedClient):
-        client = conn._c()
-        return conn._run(fn, client, *args, timeout=None, **kwargs)
+        return _BLOCKING[fn](conn, *args, **kwargs)
     raise TypeError(f"expected a SAMPClient or blocking SAMPIntegratedClient, not {conn!r:.60}")
+
+
+# The same helpers for the blocking facade, made of its own blocking calls.
+
+
+def _find_blocking(conn: Any, name: str) -> str:
+    for client_id in conn.get_registered_clients():
+        if conn.get_metadata(client_id).get("samp.name") == name:
+            return str(client_id)
+    raise KeyError(name)
+
+
+def _send_blocking(conn: Any, mtype: str, params: Dict[str, Any], recipient: Optional[str],
+                   timeout: float) -> Dict[str, Any]:
+    from ..errors import SAMPProxyTimeoutError
+
+    message = make_message(mtype, params)
+    if recipient is not None:
+        try:
+            targets = [_find_blocking(conn, recipient)]
+        except KeyError:
+            targets = [recipient]  # perhaps an id after all; the hub will say
+    else:
+        targets = list(conn.get_subscribed_clients(mtype))
+    seconds = str(max(1, math.ceil(timeout)))
+    results: Dict[str, Any] = {}
+    for target in targets:
+        try:
+            response = conn.call_and_wait(target, message, seconds)
+        except SAMPProxyTimeoutError:
+            results[target] = TimeoutError(f"{target} did not answer within {seconds}s")
+            continue
+        if response.get("samp.status") in ("samp.ok", "samp.warning"):
+            results[target] = response
+        else:
+            results[target] = SAMPCallError(response, target)
+    return results
+
+
+def _send_table_blocking(conn: Any, table: Any, recipient: Optional[str], name: str,
+                         timeout: float) -> Dict[str, Any]:
+    if isinstance(table, (str, Path)):
+        return _send_blocking(conn, TABLE_MTYPE, {"url": _url(table), "name": name}, recipient,
+                              timeout)
+    with votable_file(table) as url:
+        return _send_blocking(conn, TABLE_MTYPE, {"url": url, "name": name}, recipient, timeout)
+
+
+def _send_product_blocking(mtype: str) -> Any:
+    def go(conn: Any, url: Union[str, Path], recipient: Optional[str] = None,
+           name: str = "data", timeout: float = 10.0) -> Dict[str, Any]:
+        params: Dict[str, Any] = {"url": _url(url), "name": name}
+        if mtype == SPECTRUM_MTYPE:
+            params["meta"] = {}
+        return _send_blocking(conn, mtype, params, recipient, timeout)
+
+    return go
+
+
+def _send_any_blocking(conn: Any, url: Union[str, Path], mtype: str,
+                       recipient: Optional[str] = None, name: str = "data",
+                       timeout: float = 10.0) -> Dict[str, Any]:
+    return _send_blocking(conn, mtype, {"url": _url(url), "name": name}, recipient, timeout)
+
+
+_BLOCKING: Dict[Any, Any] = {
+    find_client: _find_blocking,
+    send_table: _send_table_blocking,
+    send_image: _send_product_blocking(IMAGE_MTYPE),
+    send_spectrum: _send_product_blocking(SPECTRUM_MTYPE),
+    send_product: _send_any_blocking,
+}
 
 
 def find_client_id(conn: Any, name: str) -> Any:

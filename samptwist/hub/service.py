@@ -241,6 +241,7 @@ class HubService(MultiService):
             )
             self.web.site.max_request_size = max_request_size
             self.web.setServiceParent(self)
+            self.status.attach_consent(self.web.consent)
         self.url: Optional[str] = None
         self.ready: Deferred = Deferred()
         self._port: Any = None
@@ -283,6 +284,8 @@ class HubService(MultiService):
 
     def _started(self, _: Any) -> None:
         default = self.lockfile == Path.home() / ".samp"
+        if self.web is not None and hasattr(self.web.consent, "answer_at"):
+            self.web.consent.answer_at = status_url(self.url or "", self.secret)
         self.log.info(
             "SAMP hub ready at {url} (lockfile {lockfile}); status page {status}{hint}",
             url=self.url,

@@ -4,6 +4,16 @@ C{/status?key=KEY}: registered clients with icons, metadata and
 subscriptions, a rolling log of messages and replies with timings, uptime
 and counters, updated live through server-sent events.
 
+Web Profile consent (C{--web-consent page}, or C{auto} without a
+terminal): pages asking to register are listed live, with Allow once, Deny
+and Always allow buttons and the always-allowed origins (revocable).  The
+buttons post to C{/status/consent}, which takes only C{POST} with a JSON
+body, the key, a same-origin (or absent) C{Origin} and C{Sec-Fetch-Site},
+and a page token that only a same-origin read of C{state.json} or the
+event feed hands out (L{PageTokens}): another site can neither send such a
+request (it would need a CORS preflight, which is never answered) nor know
+the token.
+
 Who can read it: only the user who can read the lockfile or the hub's log.
 The page and its feeds need C{key}, derived from the lockfile secret
 (L{status_key}); the hub logs the full URL when it starts, and
@@ -28,7 +38,8 @@ import hashlib
 import hmac
 import ipaddress
 import json
-from typing import Any, Deque, Dict, List, Optional
+import secrets
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from twisted.application.service import Service
@@ -39,12 +50,21 @@ from twisted.web.server import NOT_DONE_YET
 from .._log import Logger
 from .core import Client, Hub
 
+if TYPE_CHECKING:
+    from .web.pageconsent import StatusPageConsent
+
 #: entries kept in the rolling message log
 HISTORY = 200
 #: live feeds open at once
 MAX_STREAMS = 16
 #: seconds between keep-alive comments on the live feed
 HEARTBEAT = 15.0
+#: page tokens kept valid at once (one per page load or state.json read)
+MAX_TOKENS = 64
+#: largest body of a consent answer
+MAX_ANSWER = 4096
+#: header carrying the page token of a consent answer
+TOKEN_HEADER = b"x-samp-status-token"
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -92,6 +112,35 @@ def _client_record(client: Client, now: float) -> Dict[str, Any]:
     }
 
 
+class PageTokens:
+    """
+    Tokens handed to each status page load: a consent answer must carry one
+    (CSRF defence).  The newest L{MAX_TOKENS} stay valid.
+    """
+
+    def __init__(self, limit: int = MAX_TOKENS) -> None:
+        self._tokens: Deque[str] = collections.deque(maxlen=limit)
+
+    def mint(self) -> str:
+        """
+        @return: a new token (128 random bits or more).
+        """
+        token = secrets.token_urlsafe(24)
+        self._tokens.append(token)
+        return token
+
+    def valid(self, given: Optional[bytes]) -> bool:
+        """
+        @return: whether C{given} is one of the live tokens (constant time).
+        """
+        if not given:
+            return False
+        ok = False
+        for token in self._tokens:
+            ok |= hmac.compare_digest(given, token.encode())
+        return ok
+
+
 class StatusMonitor(Service):
     """
     Watches a L{Hub} through C{observe} and keeps what the status page shows:
@@ -108,7 +157,30 @@ class StatusMonitor(Service):
         self._seq = 0
         self._calls: Dict[str, Any] = {}  # msg-id -> (call number, start); never shown
         self._heartbeat: Optional[task.LoopingCall] = None
+        self.consent: Optional[StatusPageConsent] = None
+        #: what the page says about Web Profile consent when it does not ask
+        self.consent_mode = "no Web Profile"
+        self.tokens = PageTokens()
         hub.observe(self._observe)
+
+    def attach_consent(self, consent: Any) -> None:
+        """
+        Show and answer the Web Profile consent requests of C{consent} (a
+        L{StatusPageConsent}) on the page; any other policy is only named.
+        """
+        self.consent_mode = consent.describe()
+        if callable(getattr(consent, "observe", None)) and hasattr(consent, "answer"):
+            self.consent = consent
+            consent.observe(lambda: self._broadcast("consent", self.consent_view()))
+
+    def consent_view(self) -> Dict[str, Any]:
+        """
+        @return: C{{"asks": bool, "mode": str, "pending": [...], "origins":
+            [...]}}: whether the page answers consent requests, and which.
+        """
+        if self.consent is None:
+            return {"asks": False, "mode": self.consent_mode, "pending": [], "origins": []}
+        return {"asks": True, "mode": self.consent_mode, **self.consent.view()}
 
     # -- what the hub does -------------------------------------------------
 
@@ -204,14 +276,15 @@ class StatusMonitor(Service):
             "stats": self.stats(),
             "clients": self.clients(),
             "log": list(self.entries),
+            "consent": self.consent_view(),
         }
 
     # -- live feeds ----------------------------------------------------------
 
-    def add_stream(self, request: Any) -> bool:
+    def add_stream(self, request: Any, **extra: Any) -> bool:
         """
         Send events to C{request} (an open server-sent-events answer) until it
-        closes.
+        closes; its first C{state} event also carries C{extra}.
 
         @return: C{False} if too many feeds are open already.
         """
@@ -224,7 +297,7 @@ class StatusMonitor(Service):
                 self.streams.remove(request)
 
         request.notifyFinish().addBoth(gone)
-        self._write(request, "state", self.state())
+        self._write(request, "state", {**self.state(), **extra})
         return True
 
     def _broadcast(self, kind: str, data: Any) -> None:
@@ -298,6 +371,7 @@ class _Guarded(Resource):
     isLeaf = True
     needs_key = True
     same_origin_only = False
+    methods: Tuple[bytes, ...] = (b"GET", b"HEAD")
 
     def __init__(self, monitor: StatusMonitor, key: str) -> None:
         super().__init__()
@@ -307,8 +381,9 @@ class _Guarded(Resource):
     def render(self, request: Any) -> Any:
         for name, value in SECURITY_HEADERS.items():
             request.setHeader(name, value)
-        if request.method not in (b"GET", b"HEAD"):
-            return self._refuse(request, 405, "only GET")
+        if request.method not in self.methods:
+            request.setHeader(b"allow", b", ".join(self.methods))
+            return self._refuse(request, 405, "only " + self.methods[0].decode())
         peer = getattr(request.getClientAddress(), "host", "")
         if not _is_loopback(peer):
             return self._refuse(request, 403, "the status page is for this machine only")
@@ -360,7 +435,7 @@ class _State(_Guarded):
 
     def serve(self, request: Any) -> bytes:
         request.setHeader(b"content-type", b"application/json")
-        return json.dumps(self.monitor.state()).encode()
+        return json.dumps({**self.monitor.state(), "token": self.monitor.tokens.mint()}).encode()
 
 
 class _Events(_Guarded):
@@ -370,15 +445,91 @@ class _Events(_Guarded):
         request.setHeader(b"content-type", b"text/event-stream")
         if request.method == b"HEAD":
             return b""
-        if not self.monitor.add_stream(request):
+        if not self.monitor.add_stream(request, token=self.monitor.tokens.mint()):
             return self._refuse(request, 503, "too many status feeds open")
         return NOT_DONE_YET
+
+
+def _same_origin(request: Any) -> bool:
+    origin = request.getHeader(b"origin")
+    if origin is None:
+        return True  # not a browser, or a same-origin GET: the other checks apply
+    host = request.getHeader(b"host") or b""
+    return hmac.compare_digest(origin.lower(), b"http://" + host.lower())
+
+
+class _ConsentAnswer(_Guarded):
+    """
+    C{POST /status/consent?key=KEY}: answer a Web Profile consent request
+    or forget a remembered origin.  The body is JSON, one of
+    C{{"action": "allow" | "always" | "deny", "id": ID}} and
+    C{{"action": "forget", "origin": ORIGIN}}; the answer is JSON
+    C{{"ok": true}} or C{{"error": TEXT}} with a 4xx status.
+    """
+
+    same_origin_only = True
+    methods = (b"POST",)
+
+    def serve(self, request: Any) -> bytes:
+        if not _same_origin(request):
+            return self._refuse(request, 403, "cross-origin requests are refused")
+        ctype = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            return self._refuse(request, 415, "the body must be application/json")
+        if not self.monitor.tokens.valid(request.getHeader(TOKEN_HEADER)):
+            return self._refuse(
+                request, 403, "missing or stale page token: reload the status page"
+            )
+        consent = self.monitor.consent
+        if consent is None:
+            return self._json(request, 409, {
+                "error": f"this hub does not ask on its status page ({self.monitor.consent_mode})"
+            })
+        try:
+            length = int(request.getHeader(b"content-length") or 0)
+        except ValueError:
+            length = MAX_ANSWER + 1
+        if length > MAX_ANSWER:
+            return self._refuse(request, 413, f"answers are at most {MAX_ANSWER} bytes")
+        try:
+            body = json.loads(request.content.read(MAX_ANSWER + 1)[:MAX_ANSWER])
+            action = body["action"]
+            target = body["origin" if action == "forget" else "id"]
+            if not isinstance(target, str):
+                raise TypeError(target)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return self._json(request, 400, {
+                "error": 'expected {"action": "allow"|"always"|"deny", "id": ID} or '
+                '{"action": "forget", "origin": ORIGIN}'
+            })
+        try:
+            if action == "forget":
+                found = consent.forget(target)
+            elif action in ("allow", "always", "deny"):
+                found = consent.answer(target, action != "deny", remember=action == "always")
+            else:
+                return self._json(request, 400, {"error": f"unknown action {action!r}"})
+        except ValueError as e:
+            return self._json(request, 400, {"error": str(e)})
+        except OSError as e:
+            return self._json(request, 500, {"error": f"cannot save: {e}"})
+        if not found:
+            what = "origin is not remembered" if action == "forget" else (
+                "request is not waiting (answered, withdrawn or timed out)")
+            return self._json(request, 404, {"error": f"that {what}"})
+        return self._json(request, 200, {"ok": True})
+
+    def _json(self, request: Any, code: int, data: Dict[str, Any]) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(data).encode()
 
 
 class StatusResource(Resource):
     """
     C{/status} and its parts: C{status.js}, C{status.css}, C{state.json}
-    (a snapshot) and C{events} (the live feed, C{text/event-stream}).
+    (a snapshot), C{events} (the live feed, C{text/event-stream}) and
+    C{consent} (answers to Web Profile consent requests).
     """
 
     def __init__(self, monitor: StatusMonitor, secret: str) -> None:
@@ -389,6 +540,7 @@ class StatusResource(Resource):
         self.putChild(b"status.css", _File(monitor, key, "status.css", b"text/css"))
         self.putChild(b"state.json", _State(monitor, key))
         self.putChild(b"events", _Events(monitor, key))
+        self.putChild(b"consent", _ConsentAnswer(monitor, key))
 
     def getChild(self, path: bytes, request: Any) -> Resource:
         if path == b"":

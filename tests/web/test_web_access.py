@@ -143,3 +143,13 @@ def test_get_root_and_unknown_path(web):
     assert response.code == 200 and b"Web Profile" in body
     response, _ = web.request("GET", "nothing-here").result
     assert response.code == 404
+
+
+def test_rpc2_is_the_endpoint_too(web):
+    """Python's xmlrpc.client posts to /RPC2 when given http://127.0.0.1:21012 (pyvo's own
+    Web Profile test client does): it reaches the same endpoint, with the same checks."""
+    body = xmlrpc.client.dumps((), "samp.webhub.ping").encode()
+    response, data = web.request("POST", "RPC2", body, {"Content-Type": "text/xml"}).result
+    assert response.code == 200 and xmlrpc.client.loads(data)[0] == ("",)
+    response, _ = web.request("POST", "RPC2", body, {"Host": "evil.example"}).result
+    assert response.code == 403

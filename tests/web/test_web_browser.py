@@ -135,16 +135,17 @@ def test_browser_page_exchanges_messages_with_standard_client(tmp_path, browser)
 
 
 def test_hub_without_terminal_refuses_and_keeps_serving(tmp_path):
-    """Notes 13, 15: default consent with stdin closed refuses registration with a fault
-    and a clear log line; the hub keeps answering; the Host check works on the wire."""
-    with web_hub(tmp_path) as hub:
+    """Notes 13, 15: default consent with stdin closed asks on the status page; with
+    nobody answering, registration is refused with a fault after the bounded wait and
+    the log says where to answer; the hub keeps answering; the Host check works."""
+    with web_hub(tmp_path, "--web-consent-timeout", "2") as hub:
         assert hub.web_url
         proxy = xmlrpc.client.ServerProxy(hub.web_url)
         with pytest.raises(xmlrpc.client.Fault) as refused:
             proxy.samp.webhub.register({"samp.name": "nobody asked"})
-        assert "refused" in refused.value.faultString
+        assert "no answer in time" in refused.value.faultString
         assert proxy.samp.webhub.ping() == ""
-        assert "no terminal to ask on" in hub.log()
+        assert "status?key=" in hub.log() and "samptwist web allow 1" in hub.log()
         request = urllib.request.Request(hub.web_url, headers={"Host": "evil.example:21012"},
                                          data=b"<x/>")
         with pytest.raises(urllib.error.HTTPError) as forbidden:

@@ -25,6 +25,7 @@ from samptwist.hub.web.consent import (
     TerminalPrompt,
     consent_from_spec,
 )
+from samptwist.hub.web.pageconsent import StatusPageConsent
 
 from .harness import Web, now, pending
 
@@ -41,7 +42,8 @@ def test_spec_parsing(monkeypatch):
     policy = consent_from_spec("origins:http://127.0.0.1:8000,https://Example.org/", None)
     assert policy.origins == {"http://127.0.0.1:8000", "https://example.org"}
     monkeypatch.setattr("samptwist.hub.web.consent.stdin_is_terminal", lambda: False)
-    assert isinstance(consent_from_spec(None, None), DenyAll)
+    assert isinstance(consent_from_spec(None, None), StatusPageConsent)  # no terminal: the page
+    assert isinstance(consent_from_spec("page", None), StatusPageConsent)
     monkeypatch.setattr("samptwist.hub.web.consent.stdin_is_terminal", lambda: True)
     assert isinstance(consent_from_spec("auto", None), TerminalPrompt)
     for bad in ("yes", "origins:", "origins:file:///x", "origins:http://a/b"):

@@ -65,7 +65,8 @@ def web_hub(tmp_path: Path, *args: str, web_listen: str = "tcp:0:interface=127.0
     lockfile = home / ".samp"
     root = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, HOME=str(home), PYTHONUNBUFFERED="1", PYTHONPATH=path)
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               PYTHONUNBUFFERED="1", PYTHONPATH=path)
     env.pop("SAMP_HUB", None)
     twistd = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
     cmd = [sys.executable, "-c", twistd, "-n", "--pidfile=", "samphub",

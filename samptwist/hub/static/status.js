@@ -9,6 +9,8 @@
   var log = [];
   var clients = [];
   var MAX_LOG = 200;
+  var token = "";        // page token: consent answers must carry it
+  var consentShown = {}; // request id -> local deadline (ms)
 
   function $(sel) { return document.querySelector(sel); }
   function el(tag, text, cls) {
@@ -96,6 +98,99 @@
       body.appendChild(tr);
     }
   }
+  // -- Web Profile consent ---------------------------------------------------
+  function showConsentError(text) {
+    var p = $("#consent-error");
+    p.textContent = text || "";
+    p.hidden = !text;
+  }
+  function post(body) {
+    showConsentError("");
+    return fetch("/status/consent" + q, {
+      method: "POST", cache: "no-store", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-SAMP-Status-Token": token},
+      body: JSON.stringify(body),
+    }).then(function (r) {
+      return r.text().then(function (text) {
+        if (!r.ok) {
+          var why = text;
+          try { why = JSON.parse(text).error || text; } catch (e) { /* plain text */ }
+          throw new Error(why);
+        }
+      });
+    }).catch(function (e) { showConsentError("Could not answer: " + e.message); });
+  }
+  function timeLeft(id) {
+    var left = Math.max(0, Math.round((consentShown[id] - Date.now()) / 1000));
+    return left + " s";
+  }
+  function field(dl, label, value, cls) {
+    dl.appendChild(el("dt", label));
+    dl.appendChild(el("dd", value, cls));
+  }
+  function renderConsent(c) {
+    var box = $("#consent-requests");
+    box.textContent = "";
+    var seen = {};
+    (c.pending || []).forEach(function (r) {
+      seen[r.id] = true;
+      if (!(r.id in consentShown)) { consentShown[r.id] = Date.now() + r.time_left * 1000; }
+      var div = el("div", null, "request");
+      div.dataset.id = r.id;
+      var dl = el("dl");
+      field(dl, "page says its name is", r.name, "claimed-name");
+      field(dl, "origin (as received)", r.origin === null ? "(none)" : r.origin, "origin");
+      if (!r.origin_known) {
+        field(dl, "", "unknown origin: no Origin header, 'null', or not http/https", "warning");
+      }
+      field(dl, "referring page", r.referer === null ? "(none)" : r.referer, "referer");
+      if (r.referer_mismatch) {
+        field(dl, "", "the referring page does not match the origin", "warning");
+      }
+      field(dl, "refused automatically in", timeLeft(r.id), "time-left");
+      div.appendChild(dl);
+      function button(label, cls, action) {
+        var b = el("button", label, cls);
+        b.type = "button";
+        b.dataset.action = action;
+        b.addEventListener("click", function () { post({action: action, id: r.id}); });
+        div.appendChild(b);
+      }
+      button("Allow once", "allow", "allow");
+      button("Deny", "deny", "deny");
+      if (r.can_remember) { button("Always allow this origin", "always", "always"); }
+      box.appendChild(div);
+    });
+    Object.keys(consentShown).forEach(function (id) { if (!seen[id]) { delete consentShown[id]; } });
+    $("#consent").hidden = !(c.pending && c.pending.length);
+    $("#consent-mode").textContent = "Web Profile consent: " + c.mode;
+    var body = $("#origins tbody");
+    body.textContent = "";
+    (c.origins || []).forEach(function (o) {
+      var tr = el("tr");
+      tr.dataset.origin = o.origin;
+      tr.appendChild(el("td", o.origin, "origin"));
+      tr.appendChild(el("td", o.name));
+      tr.appendChild(el("td", o.since));
+      var td = el("td");
+      var b = el("button", "Revoke", "revoke");
+      b.type = "button";
+      b.addEventListener("click", function () { post({action: "forget", origin: o.origin}); });
+      td.appendChild(b);
+      tr.appendChild(td);
+      body.appendChild(tr);
+    });
+    $("#web-origins").hidden = !c.asks;
+    document.title = (c.pending && c.pending.length ? "(" + c.pending.length + " asking) " : "") +
+      document.title.replace(/^\(\d+ asking\) /, "");
+  }
+  function tickConsent() {
+    document.querySelectorAll("#consent-requests .request").forEach(function (div) {
+      var dd = div.querySelector(".time-left");
+      if (dd && div.dataset.id in consentShown) { dd.textContent = timeLeft(div.dataset.id); }
+    });
+  }
+
   function applyState(s) {
     $("#hub-name").textContent = s.hub.name;
     document.title = s.hub.name + " - SAMP hub status";
@@ -107,6 +202,8 @@
     renderClients(clients);
     log = s.log.slice(-MAX_LOG);
     renderLog();
+    if (s.token) { token = s.token; }
+    if (s.consent) { renderConsent(s.consent); }
   }
   function feed(state) {
     var f = $("#feed");
@@ -136,6 +233,7 @@
       setStats(d.stats);
       renderLog();
     });
+    source.addEventListener("consent", function (ev) { renderConsent(JSON.parse(ev.data)); });
     source.addEventListener("bye", function () { feed("hub stopped"); source.close(); });
     source.onerror = function () { if (source.readyState !== EventSource.OPEN) { feed("reconnecting"); } };
   }
@@ -143,6 +241,7 @@
     $("#show-hub-events").addEventListener("change", renderLog);
     setInterval(function () {
       if (startedAt !== null) { $("#uptime").textContent = fmtDuration((Date.now() - startedAt) / 1000); }
+      tickConsent();
     }, 1000);
     connect();
   });

@@ -255,6 +255,97 @@ class AllowOrigins:
         return "accept pages from " + ", ".join(sorted(self.origins)) + "; refuse others"
 
 
+@implementer(IConsentPolicy)
+class DialogConsent:
+    """
+    Ask an object with pyvo's C{WebProfileDialog} interface (the blocking
+    facade's C{web_profile_dialog}), without blocking the reactor.
+
+    The dialog gets two thread-safe queues, C{queue_request} and
+    C{queue_result}, as pyvo's hub gives it: each request is put on
+    C{queue_request} as C{(identity, (peer, 0), origin)}, where the dialog's
+    C{handle_queue} (polled by its own GUI loop or thread) finds it and
+    shows it; its C{consent()} or C{reject()} puts C{True} or C{False} on
+    C{queue_result}, which this policy polls every C{interval} seconds on
+    the reactor.  Requests are asked one at a time, in order.
+
+    @param dialog: the dialog object; its C{queue_request} and
+        C{queue_result} attributes are set here.
+    @param reactor: provides C{callLater} (a L{task.Clock} in tests).
+    """
+
+    def __init__(self, dialog: Any, reactor: Any, interval: float = 0.05) -> None:
+        import queue
+
+        self.dialog = dialog
+        self.reactor = reactor
+        self.interval = interval
+        self._waiting: Deque[Tuple[ConsentRequest, Deferred]] = deque()
+        self._asking: Optional[Tuple[ConsentRequest, Deferred]] = None
+        self._poll: Optional[IDelayedCall] = None
+        self._empty = queue.Empty
+        dialog.queue_request = queue.Queue(1)
+        dialog.queue_result = queue.Queue(1)
+
+    def describe(self) -> str:
+        return f"ask the web_profile_dialog {type(self.dialog).__name__}"
+
+    def request(self, request: ConsentRequest) -> Deferred:
+        def cancel(d: Deferred) -> None:
+            self._withdraw(d)
+
+        d: Deferred = Deferred(cancel)
+        self._waiting.append((request, d))
+        if self._asking is None:
+            self._next()
+        return d
+
+    def _next(self) -> None:
+        while self._waiting:
+            request, d = self._waiting.popleft()
+            if d.called:
+                continue
+            self._asking = (request, d)
+            identity: Any = dict(request.identity) or request.name
+            # never blocks: one question at a time, so the queue is empty
+            self.dialog.queue_request.put_nowait(
+                (identity, (request.peer, 0), request.origin or "")
+            )
+            self._schedule()
+            return
+        self._asking = None
+
+    def _schedule(self) -> None:
+        self._poll = self.reactor.callLater(self.interval, self._check)
+
+    def _check(self) -> None:
+        self._poll = None
+        try:
+            answer = self.dialog.queue_result.get_nowait()
+        except self._empty:
+            self._schedule()
+            return
+        asking, self._asking = self._asking, None
+        if asking is not None and not asking[1].called:
+            asking[1].callback(answer is True)
+        self._next()
+
+    def _withdraw(self, d: Deferred) -> None:
+        if self._asking is not None and self._asking[1] is d:
+            # Take the question back if the dialog has not seen it yet; an
+            # answer it gives later is read and dropped by the poll.
+            try:
+                self.dialog.queue_request.get_nowait()
+            except self._empty:
+                self._asking = (self._asking[0], Deferred())
+                return
+            if self._poll is not None and self._poll.active():
+                self._poll.cancel()
+                self._poll = None
+            self._asking = None
+            self.reactor.callLater(0, self._next)
+
+
 class _Answers(LineReceiver):
     """
     Reads the user's answers, one per line, from the terminal.
@@ -525,19 +616,22 @@ def consent_from_spec(spec: Optional[str], reactor: Any) -> IConsentPolicy:
     """
     Build the policy named by a C{--web-consent} value.
 
-    @param spec: C{"prompt"}, C{"deny"}, C{"allow-all"},
+    @param spec: C{"prompt"}, C{"page"} (ask on the hub's status page, see
+        L{samptwist.hub.web.pageconsent}), C{"deny"}, C{"allow-all"},
         C{"origins:URL[,URL...]"}, or C{"auto"}/C{None}: C{prompt} when stdin
-        is a terminal, else C{deny} (with a log line saying so).
+        is a terminal, else C{page}.
     @raise ValueError: for anything else.
     """
     text = (spec or "auto").strip()
     if text == "auto":
         if stdin_is_terminal():
             return TerminalPrompt(reactor)
-        return DenyAll(
-            "the hub has no terminal to ask on; choose --web-consent origins:URL to allow "
-            "your pages"
-        )
+        text = "page"
+    if text == "page":
+        # Imported here: the page front end builds on this module.
+        from .pageconsent import StatusPageConsent
+
+        return StatusPageConsent(reactor)
     if text == "prompt":
         return TerminalPrompt(reactor)
     if text == "deny":
@@ -547,6 +641,6 @@ def consent_from_spec(spec: Optional[str], reactor: Any) -> IConsentPolicy:
     if text.startswith("origins:"):
         return AllowOrigins(o for o in text[len("origins:"):].split(",") if o.strip())
     raise ValueError(
-        f"unknown web consent policy {spec!r}: expected prompt, deny, allow-all or "
+        f"unknown web consent policy {spec!r}: expected prompt, page, deny, allow-all or "
         "origins:URL[,URL]"
     )

@@ -332,7 +332,13 @@ class WebProfile(xmlrpc.XMLRPC):
         def decided(allowed: Any) -> Dict[str, str]:
             self._consent_pending -= 1
             if isinstance(allowed, Failure):
-                if not allowed.check(CancelledError, TimeoutError):
+                if allowed.check(TimeoutError):
+                    raise SAMPHubError(
+                        "registration refused: no answer in time (nobody allowed this page "
+                        "on the hub's status page or terminal)",
+                        code=7,
+                    )
+                if not allowed.check(CancelledError):
                     self.log.failure("consent policy failed; refusing", allowed)
                 allowed = False
             if allowed is not True:

@@ -11,22 +11,10 @@ refused by default.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional
 
-from ...mtype import is_pattern, matches
+from ...mtype import SAFE_MTYPES, is_pattern, matches
 from ...types import decode_int
-
-#: MTypes (patterns) a web page may send to any subscriber.
-SAFE_MTYPES: Tuple[str, ...] = (
-    "samp.app.*",
-    "samp.msg.progress",
-    "table.*",
-    "image.*",
-    "coord.*",
-    "spectrum.*",
-    "bibcode.*",
-    "voresource.*",
-)
 
 _HARMLESS_KEYS = ("samp.mostly-harmless", "x-samp.mostly-harmless")
 

@@ -71,6 +71,12 @@ class WebProfileService(Service):
         if consent is None or isinstance(consent, str):
             consent = consent_from_spec(consent, reactor)
         self.consent: IConsentPolicy = consent
+        wait = profile_options.get("consent_timeout")
+        if wait is not None and wait > 0 and hasattr(consent, "timeout"):
+            # The policy refuses after its own wait (and says so); the
+            # profile's timer only backs it up.
+            consent.timeout = wait
+            profile_options["consent_timeout"] = wait + 5.0
         translator_options = {
             "max_size": profile_options.pop("max_size", None),
             "timeout": profile_options.pop("fetch_timeout", None),

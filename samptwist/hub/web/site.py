@@ -5,7 +5,7 @@ answered for any path and CORS headers added to every other response.
 
 Paths:
 
-  - C{/}: the XML-RPC endpoint (L{WebProfile});
+  - C{/}: the XML-RPC endpoint (L{WebProfile}), also at C{/RPC2};
   - C{/translator/TOKEN?ref=URL}: the URL translator;
   - C{/samptwist-web.js}: the JavaScript client shipped with samptwist;
   - C{/crossdomain.xml}, C{/clientaccesspolicy.xml}: 404 unless legacy
@@ -143,7 +143,9 @@ class WebRoot(Resource):
         if request.method == b"OPTIONS":
             return _Preflight()
         add_cors(request)
-        if path == b"":
+        if path in (b"", b"RPC2"):
+            # /RPC2: where Python's xmlrpc.client posts when given the bare
+            # http://localhost:21012 address.
             return self.profile
         return super().getChildWithDefault(path, request)
 

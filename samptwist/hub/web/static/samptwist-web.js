@@ -24,11 +24,98 @@
  * samp.result of a samp.ok reply to a call; a thrown error becomes a
  * samp.error reply.  Only strings, arrays and plain objects are SAMP values:
  * encode numbers as strings.
+ *
+ * Failures reject with a SampTwist.SampError whose `kind` says why:
+ *   "no-hub"       nothing answers at hubUrl (no hub, or no Web Profile)
+ *   "lna-blocked"  the browser's Local Network Access check blocked the
+ *                  request (Chromium 142+: a page that is not on this
+ *                  machine must be https, and the user must allow "local
+ *                  network access" for the site)
+ *   "refused"      the hub's user (or its consent policy) said no
+ *   "timeout"      no answer in time (connect's `timeout` option, in
+ *                  seconds, or nobody answered the hub's consent question)
+ *   "hub-error"    any other error the hub reported
+ * SampTwist.renderError(error, element) explains it to the page's user;
+ * SampTwist.diagnose(hubUrl) checks reachability without registering.
+ *
+ * Requests use fetch's targetAddressSpace: "loopback" (Chromium's Local
+ * Network Access), so a public https page gets the browser's permission
+ * prompt instead of a silent failure.  Such a page must serve this file
+ * itself: loading it from 127.0.0.1 is subject to the same check.
  */
 (function (root) {
   "use strict";
 
   var DEFAULT_HUB = "http://127.0.0.1:21012/";
+
+  // -- errors -------------------------------------------------------------
+
+  /** An error with a `kind` (see above), a message and `details`. */
+  function SampError(kind, message, details) {
+    var e = new Error(message);
+    e.name = "SampError";
+    e.kind = kind;
+    e.details = details || {};
+    Object.setPrototypeOf(e, SampError.prototype);
+    return e;
+  }
+  SampError.prototype = Object.create(Error.prototype);
+  SampError.prototype.constructor = SampError;
+
+  function isLoopbackHost(host) {
+    host = String(host || "").replace(/^\[|\]$/g, "").toLowerCase();
+    return host === "localhost" || /\.localhost$/.test(host) || host === "::1" ||
+      /^127\.\d+\.\d+\.\d+$/.test(host);
+  }
+
+  function pageOrigin() {
+    return typeof location !== "undefined" ? location.origin : "";
+  }
+
+  function pageIsLoopback() {
+    return typeof location === "undefined" || location.protocol === "file:" ||
+      isLoopbackHost(location.hostname);
+  }
+
+  /** Resolves with the page's local-network permission: granted, prompt,
+   *  denied or unknown. */
+  function localNetworkPermission() {
+    var perms = typeof navigator !== "undefined" && navigator.permissions;
+    if (!perms || !perms.query) { return Promise.resolve("unknown"); }
+    var names = ["loopback-network", "local-network-access", "local-network"];
+    function next(i) {
+      if (i >= names.length) { return Promise.resolve("unknown"); }
+      return perms.query({name: names[i]}).then(function (status) { return status.state; },
+                                                 function () { return next(i + 1); });
+    }
+    return next(0);
+  }
+
+  /** A fetch that failed without an HTTP answer: say why, as well as the
+   *  page can know it (the browser gives the same TypeError for both). */
+  function networkError(url, cause) {
+    var details = {hubUrl: url, pageOrigin: pageOrigin(), cause: String(cause && cause.message || cause)};
+    if (pageIsLoopback()) {
+      return Promise.resolve(SampError("no-hub", "No SAMP hub with a Web Profile answers at " +
+                                       url, details));
+    }
+    if (typeof isSecureContext !== "undefined" && !isSecureContext) {
+      details.secureContext = false;
+      return Promise.resolve(SampError("lna-blocked",
+        "The browser blocks this page (not https) from reaching the SAMP hub on this machine",
+        details));
+    }
+    return localNetworkPermission().then(function (state) {
+      details.permission = state;
+      if (state === "granted") {
+        return SampError("no-hub", "No SAMP hub with a Web Profile answers at " + url, details);
+      }
+      return SampError("lna-blocked", state === "denied" ?
+        "The browser's local network access is denied for this site" :
+        "The browser has not allowed this site to reach the SAMP hub on this machine " +
+        "(local network access)", details);
+    });
+  }
 
   // -- XML-RPC ------------------------------------------------------------
 
@@ -105,7 +192,8 @@
     var fault = doc.getElementsByTagName("fault")[0];
     if (fault) {
       var info = decodeValue(children(fault)[0]);
-      var err = new Error(info.faultString || "SAMP hub fault");
+      var err = SampError("hub-error", info.faultString || "SAMP hub fault",
+                          {fault: info.faultString});
       err.faultCode = info.faultCode;
       throw err;
     }
@@ -114,18 +202,40 @@
   }
 
   function rpc(url, method, params, signal) {
-    return fetch(url, {
+    var init = {
       method: "POST",
       headers: {"Content-Type": "text/xml"},
       body: encodeCall(method, params),
       signal: signal,
       cache: "no-store",
-    }).then(function (response) {
+    };
+    var host = "";
+    try { host = new URL(url, pageOrigin() || undefined).hostname; } catch (e) { /* relative */ }
+    if (isLoopbackHost(host)) { init.targetAddressSpace = "loopback"; }
+    return fetch(url, init).then(function (response) {
       if (!response.ok) {
-        throw new Error("SAMP hub answered HTTP " + response.status);
+        throw SampError(response.status === 403 || response.status === 421 ? "refused" : "hub-error",
+                        "SAMP hub answered HTTP " + response.status, {status: response.status});
       }
       return response.text();
+    }, function (e) {
+      if (e && e.name === "AbortError") { throw e; }
+      return networkError(url, e).then(function (err) { throw err; });
     }).then(decodeResponse);
+  }
+
+  /** Turn a fault of register() into the error kind it means. */
+  function registerError(e) {
+    if (!e || e.faultCode === undefined) { return e; }
+    var text = e.message || "";
+    if (/no answer in time/i.test(text)) {
+      return SampError("timeout", "Nobody answered the hub's question in time; the hub " +
+                       "refused this page", {fault: text});
+    }
+    if (/refused|not allow/i.test(text)) {
+      return SampError("refused", text, {fault: text});
+    }
+    return SampError("hub-error", text, {fault: text});
   }
 
   // -- the connection -------------------------------------------------------
@@ -251,14 +361,33 @@
 
   /**
    * Register with the hub.  Resolves with a Connection once registered
-   * (the user may first have to allow the page on the hub's side), or
-   * rejects with the hub's refusal.
+   * (the user may first have to allow the page on the hub's status page),
+   * or rejects with a SampError.  options.timeout: seconds to wait for the
+   * registration (default: as long as the hub waits for its user).
    */
   function connect(options) {
     var url = options.hubUrl || DEFAULT_HUB;
     var identity = {"samp.name": options.name};
     var conn;
-    return rpc(url, "samp.webhub.register", [identity]).then(function (registration) {
+    var abort = typeof AbortController === "function" ? new AbortController() : null;
+    var timer = null, timedOut = false;
+    if (options.timeout && abort) {
+      timer = setTimeout(function () { timedOut = true; abort.abort(); },
+                         Number(options.timeout) * 1000);
+    }
+    var registered = rpc(url, "samp.webhub.register", [identity], abort ? abort.signal : undefined)
+      .then(function (registration) {
+        if (timer !== null) { clearTimeout(timer); }
+        return registration;
+      }, function (e) {
+        if (timer !== null) { clearTimeout(timer); }
+        if (timedOut) {
+          throw SampError("timeout", "No answer from the SAMP hub within " + options.timeout +
+                          " s", {hubUrl: url});
+        }
+        throw registerError(e);
+      });
+    return registered.then(function (registration) {
       conn = new Connection(options, registration);
       var metadata = Object.assign({"samp.name": options.name}, options.metadata || {});
       return conn.declareMetadata(metadata);
@@ -280,7 +409,60 @@
       function () { return true; }, function () { return false; });
   }
 
-  var api = {connect: connect, ping: ping, Connection: Connection,
+  /** Resolves with {ok: true} if a Web Profile hub answers at hubUrl, else
+   *  {ok: false, error: SampError} (no-hub or lna-blocked); never rejects. */
+  function diagnose(hubUrl) {
+    return rpc(hubUrl || DEFAULT_HUB, "samp.webhub.ping", []).then(
+      function () { return {ok: true}; },
+      function (e) { return {ok: false, error: e}; });
+  }
+
+  var ADVICE = {
+    "no-hub": ["SAMP is not running, or its hub has no Web Profile.",
+               "Start a SAMP hub on this computer (for example TOPCAT, or 'samptwist hub'), " +
+               "then try again. 'samptwist doctor' explains what is missing."],
+    "lna-blocked": ["Your browser did not let this page talk to SAMP on your computer.",
+                    "Allow \"local network access\" (or \"apps on this device\") for this site: " +
+                    "click the icon at the left of the address bar, then reload. Pages that " +
+                    "are not https cannot be allowed."],
+    "refused": ["The SAMP hub refused this page.",
+                "If you want this page to use SAMP, reload it and choose Allow on the hub's " +
+                "status page ('samptwist clients --status-url' prints its address)."],
+    "timeout": ["Nobody allowed this page in time.",
+                "Open the hub's status page ('samptwist clients --status-url'), reload this page " +
+                "and choose Allow while it asks."],
+    "hub-error": ["The SAMP hub reported an error.", ""],
+  };
+
+  /** {kind, title, advice, message} describing error for the page's user. */
+  function describeError(error) {
+    var kind = error && error.kind in ADVICE ? error.kind : "hub-error";
+    var advice = ADVICE[kind];
+    return {kind: kind, title: advice[0], advice: advice[1],
+            message: String(error && error.message || error)};
+  }
+
+  /** Show describeError(error) in element (as text; never as HTML);
+   *  returns the text shown. */
+  function renderError(error, element) {
+    var d = describeError(error);
+    var text = d.title + (d.advice ? " " + d.advice : "") + " (" + d.message + ")";
+    if (element && typeof document !== "undefined") {
+      element.textContent = "";
+      var title = document.createElement("strong");
+      title.textContent = d.title;
+      element.appendChild(title);
+      if (d.advice) { element.appendChild(document.createTextNode(" " + d.advice)); }
+      var detail = document.createElement("small");
+      detail.textContent = " (" + d.message + ")";
+      element.appendChild(detail);
+      element.dataset.sampError = d.kind;
+    }
+    return text;
+  }
+
+  var api = {connect: connect, ping: ping, diagnose: diagnose, Connection: Connection,
+             SampError: SampError, describeError: describeError, renderError: renderError,
              encodeCall: encodeCall, decodeResponse: decodeResponse,
              DEFAULT_HUB: DEFAULT_HUB};
   if (typeof module === "object" && module.exports) { module.exports = api; }
