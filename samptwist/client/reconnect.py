@@ -1,36 +1,66 @@
 """
 Automatic reconnection (CLI-LIB-3): after the hub is lost, watch the
 lockfile on a reactor-driven L{LoopingCall} and connect again once it names
-a hub that answers, re-declaring metadata and subscriptions.
+a hub that answers, re-declaring metadata and subscriptions; while
+connected, a heartbeat notices a hub that died silently.
+
+The L{Reconnector} knows nothing of L{samptwist.client.SAMPClient}: the
+client hands it the few operations it needs as callables.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from .._log import Logger
-from .discovery import find_hub
-
-if TYPE_CHECKING:
-    from .connection import SAMPClient
 
 
 class Reconnector:
     """
-    Watches for a hub on behalf of a disconnected L{SAMPClient}.
+    Watches for a hub on behalf of a disconnected client, and pings the hub
+    of a connected one.
 
     @ivar interval: seconds between two looks at the lockfile.
+    @ivar heartbeat: seconds between two pings while connected (0: none).
     """
 
     log = Logger()
 
     def __init__(
-        self, client: SAMPClient, interval: float = 1.0, heartbeat: float = 5.0
+        self,
+        clock: IReactorTime,
+        *,
+        is_connected: Callable[[], bool],
+        find_hub: Callable[[], Deferred],
+        connect: Callable[[], Deferred],
+        ping: Callable[[], Deferred],
+        lost: Callable[[str], None],
+        interval: float = 1.0,
+        heartbeat: float = 5.0,
     ) -> None:
-        self.client = client
+        """
+        @param clock: drives both loops.
+        @param is_connected: whether the client is registered now.
+        @param find_hub: discovery with the client's settings: a L{Deferred}
+            firing with the L{LockInfo} of the hub to try, or failing if
+            there is none (yet).
+        @param connect: connect (register, declare, ...); a L{Deferred}
+            firing once connected, or failing.
+        @param ping: ping the hub; a L{Deferred} failing if it does not answer.
+        @param lost: called with C{"unreachable"} when the heartbeat finds the
+            hub dead; the client tears its connection down and calls
+            L{start} again.
+        """
+        self.clock = clock
+        self._is_connected = is_connected
+        self._find_hub = find_hub
+        self._connect = connect
+        self._ping = ping
+        self._lost = lost
         self.interval = interval
         self.heartbeat = heartbeat
         self._loop: Optional[LoopingCall] = None
@@ -56,7 +86,7 @@ class Reconnector:
         if self.watching:
             return
         self._loop = LoopingCall(self._attempt)
-        self._loop.clock = self.client.reactor
+        self._loop.clock = self.clock
         self._loop.start(self.interval, now=False).addErrback(
             lambda f: self.log.failure("reconnection loop failed", f)
         )
@@ -79,7 +109,7 @@ class Reconnector:
         if self.heartbeat <= 0:
             return
         self._pulse = LoopingCall(self._beat)
-        self._pulse.clock = self.client.reactor
+        self._pulse.clock = self.clock
         self._pulse.start(self.heartbeat, now=False).addErrback(
             lambda f: self.log.failure("hub heartbeat failed", f)
         )
@@ -93,39 +123,33 @@ class Reconnector:
         self._pulse = None
 
     def _beat(self) -> Deferred:
-        client = self.client
-        if not client.is_connected:
+        if not self._is_connected():
             self.stop_heartbeat()
-            done: Deferred = Deferred()
-            done.callback(None)
-            return done
-        d = client.ping()
-        d.addTimeout(max(1.0, self.heartbeat), client.reactor)
+            return succeed(None)
+        d = self._ping()
+        d.addTimeout(max(1.0, self.heartbeat), self.clock)
 
         def dead(f: Any) -> None:
             self.log.info("the hub does not answer: {error}", error=f.getErrorMessage())
             self.stop_heartbeat()
-            client._lost("unreachable")
+            self._lost("unreachable")
 
         d.addErrback(dead)
         return d
 
     def _attempt(self) -> Deferred:
-        if self.client.is_connected:
+        if self._is_connected():
             self.stop()
-            d: Deferred = Deferred()
-            d.callback(None)
-            return d
+            return succeed(None)
         self._attempts += 1
-        d = find_hub(self.client.reactor, **self.client._discovery)
+        d = self._find_hub()
 
         def found(info: Any) -> Any:
             if self._skip_secret is not None and info.secret == self._skip_secret:
                 return None
-            return self.client.connect().addCallback(connected)
+            return self._connect().addCallback(connected, info.url)
 
-        def connected(_: Any) -> None:
-            url = self.client.hub_info.url if self.client.hub_info else "?"
+        def connected(_: Any, url: str) -> None:
             self.log.info("reconnected to the hub at {url}", url=url)
             self.stop()
 
