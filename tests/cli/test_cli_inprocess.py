@@ -1,7 +1,7 @@
 """
 The client subcommands run in this process: each one's C{run(reactor,
 args, out)} is given a L{io.StringIO} for its output, against our hub
-(L{HubService}) started in this process on loopback, with in-process
+(tests/conftest.py's C{inprocess_hub}) on loopback, with in-process
 L{SAMPClient} peers.  The end-to-end tests (the command as a subprocess,
 against our, pyvo's and JSAMP's hubs) are in the other modules.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
@@ -19,9 +18,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from samptwist.cli import build_parser
-from samptwist.cli._common import error_line
+from samptwist.cli import hub as hub_command
+from samptwist.cli._common import CLIError, error_line
 from samptwist.client import SAMPClient, error
-from samptwist.hub.service import HubService
 
 #: seconds any single step may take before the test fails
 STEP = 30.0
@@ -60,36 +59,21 @@ async def cli(*argv: str) -> Outcome:
 
 
 @pytest.fixture
-def lockfile(tmp_path: Path) -> Path:
-    return tmp_path / "samp-lock"
-
-
-@pytest_twisted.async_yield_fixture
-async def hub(lockfile):
-    service = HubService(reactor, listen="tcp:0:interface=127.0.0.1", lockfile=lockfile,
-                         shutdown_grace=2.0)
-    service.startService()
-    await service.ready
-    yield service
-    if service.running:
-        await service.stopService()
-
-
-@pytest_twisted.async_yield_fixture
-async def peers(hub, lockfile):
-    made: List[SAMPClient] = []
+def peers(inprocess_hub, make_client):
+    """
+    Factory of connected SAMPClient peers of our in-process hub
+    (tests/conftest.py): C{peers(name, x_test_echo=handler)} handles
+    C{x.test.echo} with C{handler}.
+    """
 
     async def make(name: str, **handlers: Any) -> SAMPClient:
-        client = SAMPClient(reactor, name=name, description=f"{name} peer", lockfile=lockfile)
+        client = await make_client(name, connect=False, description=f"{name} peer")
         for mtype, handler in handlers.items():
             client.add_handler(mtype.replace("_", "."), handler)
-        made.append(client)
         await client.connect().addTimeout(STEP, reactor)
         return client
 
-    yield make
-    for client in made:
-        await client.disconnect()
+    return make
 
 
 @pytest_twisted.ensureDeferred
@@ -192,10 +176,55 @@ async def test_no_hub_running(args, isolated_home):
 
 
 @pytest_twisted.ensureDeferred
-async def test_unknown_client_names(hub, lockfile):
+async def test_unknown_client_names(inprocess_hub, lockfile):
     for args in (("send", "samp.app.ping", "--to", "nobody"), ("ping", "nobody"),
                  ("load", __file__, "--mtype", "table.load.votable", "--to", "nobody")):
         result = await cli(*args, "--lockfile", str(lockfile))
         assert result.error is not None, result
         assert "no client called 'nobody' is registered" in result.error, result
         assert "samptwist" in result.error  # the known names are listed
+
+
+BAD_ARGUMENTS = [
+    (("frobnicate",), "invalid choice"),
+    (("send",), "the following arguments are required: MTYPE"),
+    (("send", "x.y", "novalue"), "is not of the form key=value"),
+    (("send", "x.y", "a=[1,"), "invalid JSON"),
+    (("send", "bad..mtype"), "bad..mtype"),
+    (("send", "x.y", "--wait", "soon"), "not a number of seconds"),
+    (("ping", "--count", "0"), "--count must be at least 1"),
+    (("snoop", "--subscribe", "a*b"), "not an MType pattern"),
+    (("bridge", "a.samp"), "LOCKFILE_B"),
+    (("load",), "FILE_OR_URL"),
+]
+
+
+@pytest.mark.parametrize("args, text", BAD_ARGUMENTS)
+@pytest_twisted.ensureDeferred
+async def test_bad_arguments_status_2(args, text, capsys):
+    """Refused by the parser (one line on stderr, status 2) or by the
+    subcommand before it connects (a CLIError with code 2)."""
+    try:
+        build_parser().parse_args(list(args))
+    except SystemExit as e:
+        assert e.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and text in lines[0], lines
+        return
+    d, out = start(*args)
+    try:
+        await d
+    except CLIError as e:
+        assert e.code == 2 and text in error_line(e), error_line(e)
+        assert out.getvalue() == ""
+    else:
+        pytest.fail(f"{args} was accepted")
+
+
+def test_hub_bad_option_one_line():
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as e:
+        hub_command.options(["--max-failures", "many"], err=err)
+    assert e.value.code == 2
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and "--max-failures needs a whole number" in lines[0]
