@@ -85,18 +85,13 @@ class Reconnector:
         self._skip_secret = skip_secret
         if self.watching:
             return
-        self._loop = LoopingCall(self._attempt)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False).addErrback(
-            lambda f: self.log.failure("reconnection loop failed", f)
-        )
+        self._loop = self._every(self.interval, self._attempt, "reconnection loop")
 
     def stop(self) -> None:
         """
         Stop watching.
         """
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        _halt(self._loop)
         self._loop = None
 
     def start_heartbeat(self) -> None:
@@ -108,19 +103,26 @@ class Reconnector:
         self.stop_heartbeat()
         if self.heartbeat <= 0:
             return
-        self._pulse = LoopingCall(self._beat)
-        self._pulse.clock = self.clock
-        self._pulse.start(self.heartbeat, now=False).addErrback(
-            lambda f: self.log.failure("hub heartbeat failed", f)
-        )
+        self._pulse = self._every(self.heartbeat, self._beat, "hub heartbeat")
 
     def stop_heartbeat(self) -> None:
         """
         Stop pinging the hub.
         """
-        if self._pulse is not None and self._pulse.running:
-            self._pulse.stop()
+        _halt(self._pulse)
         self._pulse = None
+
+    def _every(self, seconds: float, fn: Callable[[], Deferred], what: str) -> LoopingCall:
+        """
+        @return: a running L{LoopingCall} of C{fn} on L{clock}, first after
+            C{seconds}; its failure is logged as C{what} failing.
+        """
+        loop = LoopingCall(fn)
+        loop.clock = self.clock
+        loop.start(seconds, now=False).addErrback(
+            lambda f: self.log.failure("{what} failed", f, what=what)
+        )
+        return loop
 
     def _beat(self) -> Deferred:
         if not self._is_connected():
@@ -159,3 +161,8 @@ class Reconnector:
         d.addCallback(found)
         d.addErrback(failed)
         return d
+
+
+def _halt(loop: Optional[LoopingCall]) -> None:
+    if loop is not None and loop.running:
+        loop.stop()
