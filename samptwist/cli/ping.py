@@ -119,7 +119,7 @@ def _report(results: Dict[str, List[Any]], clients: Dict[str, Any],
         if errors:
             failed.append(name)
         summary[target] = {"name": name, "ms": [round(t, 3) for t in times],
-                       "errors": [response_line(e) for e in errors if is_error(e)]}
+                           "errors": [response_line(e) for e in errors if is_error(e)]}
         if not args.json:
             line = ", ".join(f"{t:.1f} ms" for t in times)
             problem: Optional[str] = response_line(errors[0]) if errors else None
