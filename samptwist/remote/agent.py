@@ -18,7 +18,7 @@ link off with one log line; the hub and its clients go on as before.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -140,8 +140,7 @@ class Link(amp.AMP):
         if self.cut_reason is not None:
             return
         self.cut_reason = why
-        text = "samptwist remote: cutting off {place}: {why}"
-        (log.warn if warn else log.error)(text, place=self.peer_place, why=why, log_always=True)
+        self.agent.problem(f"cutting off {self.peer_place}: {why}")
         # Let go at once: a dead stream may take long to report its end.
         self.agent.detach(self)
         transport = self.transport
@@ -307,7 +306,15 @@ class Agent:
     def __init__(self, reactor: Any, side: HubSide, *, role: str, place: str,
                  limits: Optional[Limits] = None, mark_names: bool = False,
                  file_lifetime: float = 3600.0, max_file_size: int = 8 * 1024 ** 3,
-                 files_listen: str = "tcp:0:interface=127.0.0.1") -> None:
+                 files_listen: str = "tcp:0:interface=127.0.0.1",
+                 say: Optional[Callable[[str], None]] = None,
+                 complain: Optional[Callable[[str], None]] = None) -> None:
+        """
+        @param say: shows what happens (links up and down, clients
+            mirrored); default: the log.
+        @param complain: shows problems (the other side cut off); default:
+            the log, as an error.
+        """
         self.reactor = reactor
         self.side = side
         self.role = role
@@ -323,7 +330,9 @@ class Agent:
         self.file_port = 0
         self.announced: Set[str] = set()
         self._files: Any = None
-        self.events: list = []
+        self.events: List[str] = []
+        self._say = say or (lambda text: log.info("{text}", text=text))
+        self._complain = complain or (lambda text: log.error("{text}", text=text))
 
     async def start(self) -> None:
         """
@@ -331,9 +340,10 @@ class Agent:
 
         @raise SAMPError: if the hub cannot be used.
         """
-        site = Site(FileServer(self.imports, lambda: self.link))
-        self._files = await serverFromString(self.reactor, self.files_listen).listen(site)
-        self.file_port = self._files.getHost().port
+        if self._files is None:
+            site = Site(FileServer(self.imports, lambda: self.link))
+            self._files = await serverFromString(self.reactor, self.files_listen).listen(site)
+            self.file_port = self._files.getHost().port
         await self.side.start(f"samptwist remote ({self.role})",
                               "links this hub to the hub of another machine")
         self.side.watch(self.local_update, self.local_drop)
@@ -352,7 +362,14 @@ class Agent:
 
     def _note(self, text: str) -> None:
         self.events.append(text)
-        log.info("{text}", text=text, log_always=True)
+        self._say(text)
+
+    def problem(self, text: str) -> None:
+        """
+        Report a problem with the other side (one line).
+        """
+        self.events.append(text)
+        self._complain(text)
 
     # -- links -----------------------------------------------------------------
 
