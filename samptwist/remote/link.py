@@ -176,6 +176,8 @@ class Connector:
         self.say = say
         self.complain = complain
         self.env = dict(os.environ if env is None else env)
+        # This side's hub is not the far side's: never hand its lockfile on.
+        self.env.pop("SAMP_HUB", None)
         self.first_delay = first_delay
         self.max_delay = max_delay
         self.retry = retry
