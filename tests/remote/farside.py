@@ -152,7 +152,8 @@ Host remote
   UserKnownHostsFile /dev/null
   LogLevel ERROR
   BatchMode yes
-  ProxyCommand {tools['nsenter']} --net=/proc/{pid}/ns/net {tools['socat']} - TCP:127.0.0.1:{SSH_PORT}
+  ProxyCommand {tools['nsenter']} --net=/proc/{pid}/ns/net {tools['socat']} - \
+TCP:127.0.0.1:{SSH_PORT}
 """)
         machine = RemoteMachine(r, proc, pid, home, config, tools)
         while True:

@@ -23,7 +23,7 @@ from typing import Iterator, List
 import peers
 import pytest
 
-from tests.cli.conftest import Running, run_cli
+from tests.cli.conftest import Running, hub_of_kind, run_cli
 from tests.remote.farside import RemoteMachine, remote_machine
 from tests.remote.peerproc import PeerProcess, desktop_peer, remote_peer
 
@@ -36,6 +36,13 @@ LINK_TIMEOUT = 90.0
 @pytest.fixture
 def desk_hub(tmp_path):
     with peers.running_hub(tmp_path / "desk") as hub:
+        yield hub
+
+
+@pytest.fixture(params=["samptwist", "pyvo", "jsamp"])
+def any_desk_hub(request, tmp_path):
+    """The desktop's hub, whichever it is: ours, pyvo.samp's or JSAMP's (TOPCAT's)."""
+    with hub_of_kind(request.param, tmp_path / "desk") as hub:
         yield hub
 
 
@@ -184,7 +191,9 @@ def test_ssh_link_tables_images_calls_and_reconnect(desk_hub, machine, tmp_path)
         assert link.stop() == 0
 
 
-def test_via_plain_pipe_passes_the_same_messaging(desk_hub, machine, tmp_path):
+def test_via_plain_pipe_passes_the_same_messaging(any_desk_hub, machine, tmp_path):
+    """The same messaging with --via over a plain pipe, with each kind of desktop hub."""
+    desk_hub = any_desk_hub
     with contextlib.closing(_Link(desk_hub, via_link_args(machine))) as link:
         stack, near, far = exercise(link.running, desk_hub, machine, tmp_path)
         with stack:

@@ -122,13 +122,14 @@ for line in sys.stdin:
     op = cmd["op"]
     seq = cmd.get("seq")
 
-    def answer(**event):  # answers carry the command's number
-        emit(seq=seq, **event)
+    def answer(_seq=seq, **event):  # answers carry the command's number
+        emit(seq=_seq, **event)
 
     try:
         if op == "clients":
-            answer(event="clients", names=sorted(str(m.get("samp.name")) for m in clients().values()),
-                 metadata=list(clients().values()))
+            known = list(clients().values())
+            answer(event="clients", names=sorted(str(m.get("samp.name")) for m in known),
+                   metadata=known)
         elif op == "call_and_wait":
             message = {"samp.mtype": cmd["mtype"], "samp.params": cmd.get("params", {})}
             response = client.call_and_wait(find(cmd["to"]), message, str(cmd.get("timeout", 60)))
