@@ -8,6 +8,7 @@ remote-agent} on the far side.  See docs/remote.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import socket
 import sys
@@ -127,7 +128,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
             or args.reconnect_delay <= 0:
         raise CLIError("sizes, lifetimes, rates and delays must be positive", code=2)
     argv = _executable(command(args))
-    description = args.host or shlex.split(args.via)[0]
+    description = args.host or os.path.basename(shlex.split(args.via)[0])
 
     def say(text: str) -> None:
         print(text, flush=True)
