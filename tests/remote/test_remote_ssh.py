@@ -92,6 +92,32 @@ def fits_desktop(path: Path) -> Path:
     return path
 
 
+def votable_desktop(path: Path, rows: int) -> Path:
+    from astropy.table import Table
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Table({"x": list(range(rows))}).write(str(path), format="votable")
+    return path
+
+
+@contextlib.contextmanager
+def local_web_server(path: Path) -> Iterator[str]:
+    """Serve C{path}'s directory on this side's loopback; yield the file's http://localhost URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/{path.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def child_pids(pid: int) -> List[int]:
     try:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -138,6 +164,13 @@ def _exercise(link: Running, desk_hub, machine: RemoteMachine, tmp_path: Path) -
     fcall = far.wait(lambda e: e.get("event") == "call" and e["mtype"] == "image.load.fits",
                      30, "the image call")
     assert fcall["params"]["url"].startswith("http://127.0.0.1:")
+
+    # An http://localhost URL of the desktop (a web server only it can reach)
+    # is served to the remote side through the link too.
+    with local_web_server(votable_desktop(tmp_path / "served" / "local.vot", 77)) as url:
+        served = near.ask("result", op="call_and_wait", to="notebook",
+                          mtype="table.load.votable", params={"url": url}, timeout=60)
+    assert served["response"]["samp.result"]["rows"] == "77", served
 
     # Calls with replies and callAndWait, both ways; notifications.
     back = far.ask("response", op="call", to="desk-viewer", tag="echo-1", mtype="test.echo",
