@@ -427,7 +427,7 @@ class Streams:
 # ---------------------------------------------------------------------------
 # Serving imported tokens (the side that wants the file)
 
-#: reads kept in flight per download (each at most CHUNK bytes)
+#: reads kept in flight per download (each at most CHUNK bytes: 4 MB in all)
 WINDOW = 16
 
 

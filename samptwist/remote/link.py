@@ -8,12 +8,13 @@ the far side speaks over its own standard input and output.
 from __future__ import annotations
 
 import os
+import socket
 from collections import deque
-from typing import Any, Callable, Deque, List, Optional, Sequence
+from typing import Any, Callable, Deque, List, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol, connectionDone
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
@@ -24,65 +25,30 @@ from .protocol import GREETING
 MAX_PREAMBLE = 64 * 1024
 
 
-class _Address:
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return f"<{self.text}>"
-
-
-class _StdinTransport:
+class _StreamEnd(Protocol):
     """
-    The transport a L{Link} sees on the desktop side: it writes to the
-    command's standard input.
+    This side's end of the socket pair that is the command's standard input
+    and output.
     """
 
-    def __init__(self, process: Any, reactor: Any, description: str) -> None:
-        self.process = process
-        self.reactor = reactor
-        self.description = description
-        self._ending = False
+    def __init__(self, owner: ProcessStream) -> None:
+        self.owner = owner
 
-    def write(self, data: bytes) -> None:
-        if not self._ending:
-            self.process.write(data)
+    def dataReceived(self, data: bytes) -> None:
+        self.owner._stdout(data)
 
-    def writeSequence(self, data: Sequence[bytes]) -> None:
-        for piece in data:
-            self.write(piece)
-
-    def loseConnection(self) -> None:
-        if self._ending:
-            return
-        self._ending = True
-        self.process.closeStdin()
-        # ssh ends when the far side does; insist if it does not.
-        self.reactor.callLater(3.0, self._signal, "TERM")
-
-    def abortConnection(self) -> None:
-        self._ending = True
-        self._signal("KILL")
-
-    def _signal(self, name: str) -> None:
-        try:
-            self.process.signalProcess(name)
-        except Exception:
-            pass  # already gone
-
-    def getPeer(self) -> _Address:
-        return _Address(self.description)
-
-    def getHost(self) -> _Address:
-        return _Address("desktop")
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.owner._stream_lost(reason)
 
 
 class ProcessStream(ProcessProtocol):
     """
-    Runs the command that reaches the far side; once the far side's
-    greeting arrives, its standard input and output are the link.
+    Runs the command that reaches the far side, its standard input and
+    output one end of a socket pair (read in big chunks, flow-controlled);
+    once the far side's greeting arrives, that stream is the link.
 
-    @ivar ended: fires with this object when the command ended.
+    @ivar ended: fires with this object once the command ended and the
+        stream is closed.
     @ivar greeted: whether the far side's agent answered.
     @ivar stderr_tail: the last lines the command wrote to standard error.
     """
@@ -98,12 +64,29 @@ class ProcessStream(ProcessProtocol):
         self.stderr_tail: Deque[str] = deque(maxlen=20)
         self._stderr = b""
         self.reason: Optional[Failure] = None
+        self.stream: Optional[_StreamEnd] = None
+        self._stream_open = False
         self.ended: Deferred = Deferred()
 
+    def start(self, argv: List[str], env: dict) -> None:
+        """
+        Run C{argv}.
+        """
+        ours, theirs = socket.socketpair()
+        try:
+            self.reactor.spawnProcess(self, argv[0], argv, env=env,
+                                      childFDs={0: theirs.fileno(), 1: theirs.fileno(),
+                                                2: "r"})
+            self.stream = _StreamEnd(self)
+            factory = Factory.forProtocol(lambda: self.stream)  # type: ignore[arg-type,return-value,type-var]
+            self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, factory)
+            self._stream_open = True
+        finally:
+            ours.close()  # the reactor and the child hold their own copies
+            theirs.close()
+
     def childDataReceived(self, childFD: int, data: bytes) -> None:
-        if childFD == 1:
-            self._stdout(data)
-        elif childFD == 2:
+        if childFD == 2:
             self._stderr += data
             *lines, self._stderr = self._stderr.split(b"\n")
             for raw in lines:
@@ -122,23 +105,48 @@ class ProcessStream(ProcessProtocol):
             if len(self.preamble) > MAX_PREAMBLE:
                 self.stderr_tail.append("the far side printed too much without starting "
                                         "the samptwist agent")
-                self.transport.signalProcess("KILL")  # type: ignore[union-attr]
+                self.signal("KILL")
             return
         rest = self.preamble[at + len(GREETING):]
         self.preamble = self.preamble[:at]
         self.greeted = True
-        self.link.makeConnection(_StdinTransport(self.transport, self.reactor,
-                                                 self.description))
+        assert self.stream is not None
+        self.link.makeConnection(self.stream.transport)
         if rest:
             self.link.dataReceived(rest)
+
+    def _stream_lost(self, reason: Failure) -> None:
+        self._stream_open = False
+        if self.greeted:
+            self.link.connectionLost(reason)
+        if self.reason is None:
+            # ssh ends once the far side sees the end of its input; insist if not.
+            self.reactor.callLater(3.0, self.signal, "TERM")
+        self._check_ended()
+
+    def signal(self, name: str) -> None:
+        """
+        Send signal C{name} to the command, if it still runs.
+        """
+        if self.reason is None and self.transport is not None:
+            try:
+                self.transport.signalProcess(name)
+            except Exception:
+                pass  # already gone
 
     def processEnded(self, reason: Failure) -> None:
         if self._stderr.strip():
             self.stderr_tail.append(self._stderr.decode("utf-8", "replace").rstrip())
         self.reason = reason
-        if self.greeted:
-            self.link.connectionLost(reason)
-        self.ended.callback(self)
+        stream = self.stream
+        if self._stream_open and stream is not None and stream.transport is not None:
+            # Whatever else holds the other end, the link ends with the command.
+            stream.transport.abortConnection()  # type: ignore[attr-defined]
+        self._check_ended()
+
+    def _check_ended(self) -> None:
+        if self.reason is not None and not self._stream_open and not self.ended.called:
+            self.ended.callback(self)
 
     def exit_text(self) -> str:
         """
@@ -194,11 +202,11 @@ class Connector:
         if self._wait is not None and not self._wait.called:
             self._wait.cancel()
         current = self.current
-        if current is not None and current.reason is None and current.transport is not None:
-            if current.greeted:
-                current.link.transport.loseConnection()  # type: ignore[union-attr]
+        if current is not None and current.reason is None:
+            if current.greeted and current.link.transport is not None:
+                current.link.transport.loseConnection()
             else:
-                current.transport.signalProcess("TERM")
+                current.signal("TERM")
 
     def start_once(self) -> ProcessStream:
         """
@@ -211,8 +219,7 @@ class Connector:
         self.agent.attach(link)
         stream = ProcessStream(link, self.reactor, self.description,
                                lambda line: self.complain(f"[{self.description}] {line}"))
-        self.reactor.spawnProcess(stream, self.argv[0], self.argv, env=self.env,
-                                  childFDs={0: "w", 1: "r", 2: "r"})
+        stream.start(self.argv, self.env)
         self.current = stream
         return stream
 

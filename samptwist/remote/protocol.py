@@ -23,10 +23,9 @@ GREETING = b"SAMPTWIST-REMOTE 1\n"
 VERSION = 1
 #: largest JSON value accepted, in bytes
 MAX_JSON = 16 * 1024 * 1024
-#: bytes per chunk of a file (below AMP's 65535-byte value limit)
-CHUNK = 60000
-
 _PIECE = 65000
+#: bytes per read of a file (in four AMP values)
+CHUNK = 4 * _PIECE
 
 
 class JSONValue(amp.Argument):
@@ -63,6 +62,32 @@ class JSONValue(amp.Argument):
             objects[name.decode("ascii")] = json.loads(b"".join(parts))
         except ValueError as e:
             raise amp.RemoteAmpError(b"BAD_JSON", f"{name.decode()}: not JSON: {e}") from None
+
+
+class BigBytes(amp.Argument):
+    """
+    Bytes, split over the keys C{NAME}, C{NAME.1}, ... (at most L{CHUNK}
+    bytes in all).
+    """
+
+    def toBox(self, name: bytes, strings: Dict[bytes, bytes], objects: Dict[str, Any],
+              proto: Any) -> None:
+        data = objects[name.decode("ascii")]
+        if len(data) > CHUNK:
+            raise ValueError(f"{len(data)} bytes, more than {CHUNK}")
+        strings[name] = data[:_PIECE]
+        for n, start in enumerate(range(_PIECE, len(data), _PIECE), 1):
+            strings[name + b"." + str(n).encode()] = data[start:start + _PIECE]
+
+    def fromBox(self, name: bytes, strings: Dict[bytes, bytes], objects: Dict[str, Any],
+                proto: Any) -> None:
+        parts = [strings.get(name, b"")]
+        for n in range(1, CHUNK // _PIECE + 1):
+            piece = strings.get(name + b"." + str(n).encode())
+            if piece is None:
+                break
+            parts.append(piece)
+        objects[name.decode("ascii")] = b"".join(parts)
 
 
 class Refused(Exception):
@@ -148,7 +173,7 @@ class FileRead(amp.Command):
     """
 
     arguments = [(b"stream", amp.Integer())]
-    response = [(b"data", amp.String())]
+    response = [(b"data", BigBytes())]
     errors = _ERRORS
 
 

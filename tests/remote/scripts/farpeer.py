@@ -72,6 +72,18 @@ def describe(mtype, params):
         with fits.open(io.BytesIO(data)) as hdus:
             return {"shape": "x".join(str(n) for n in hdus[0].data.shape),
                     "bytes": str(len(data))}
+    if mtype == "bench.fetch":
+        import time
+
+        start = time.monotonic()
+        size = 0
+        with urllib.request.urlopen(params["url"], timeout=600) as answer:
+            while True:
+                chunk = answer.read(1 << 20)
+                if not chunk:
+                    break
+                size += len(chunk)
+        return {"bytes": str(size), "seconds": repr(time.monotonic() - start)}
     return {"echo": str(params.get("x", ""))}
 
 
@@ -90,7 +102,7 @@ def on_note(key, sender, mtype, params, extra):
     emit(event="note", mtype=mtype, params=params, sender=sender)
 
 
-for mtype in ("table.load.votable", "image.load.fits", "test.echo"):
+for mtype in ("table.load.votable", "image.load.fits", "test.echo", "bench.fetch"):
     client.bind_receive_call(mtype, on_call)
 client.bind_receive_notification("test.note", on_note)
 
@@ -144,6 +156,17 @@ for line in sys.stdin:
             message = {"samp.mtype": cmd["mtype"], "samp.params": cmd.get("params", {})}
             client.notify(find(cmd["to"]), message)
             answer(event="sent")
+        elif op == "bench_calls":
+            import time
+
+            recipient = find(cmd["to"])
+            message = {"samp.mtype": "test.echo", "samp.params": {"x": "1"}}
+            times = []
+            for _ in range(int(cmd["count"])):
+                start = time.monotonic()
+                client.call_and_wait(recipient, message, "30")
+                times.append(time.monotonic() - start)
+            answer(event="timings", seconds=times)
         elif op == "quit":
             break
     except Exception as e:

@@ -36,5 +36,8 @@ elif mode == "unlisted":
     out.write(hello() + box("FileOpen", 2, token="../../etc/passwd"))
 elif mode == "flood":
     out.write(hello() + b"".join(box("Ping", n) for n in range(2, 5000)))
-out.flush()
-sys.stdin.buffer.read()
+try:
+    out.flush()
+    sys.stdin.buffer.read()
+except OSError:
+    pass  # cut off
