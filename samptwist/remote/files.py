@@ -89,7 +89,7 @@ def is_loopback_http(url: str) -> bool:
 
 
 class _Tokens:
-    def __init__(self, clock: Any, lifetime: float, limit: int) -> None:
+    def __init__(self, clock: Any, lifetime: float = LIFETIME, limit: int = MAX_TOKENS) -> None:
         self.clock = clock
         self.lifetime = lifetime
         self.limit = limit

@@ -161,15 +161,22 @@ def test_calls_replies_notify_and_call_and_wait_both_ways(pair):
     assert "nope" in failure_of(d).value.errortxt
 
 
-def test_file_urls_cross_as_tokens_served_only_if_sent(pair, tmp_path):
-    data = tmp_path / "remote-only.vot"
-    data.write_bytes(b"<VOTABLE>" + b"x" * 200000 + b"</VOTABLE>")
+def loader(pair: Pair, name: str, mtype: str) -> tuple:
+    """A desktop client C{name} recording the URLs it is sent with C{mtype}, a
+    remote "notebook", and the linked links."""
     urls: List[str] = []
-    viewer = pair.client("topcat", pair.desk_hub)
-    viewer.add_handler("table.load.votable", lambda m: (urls.append(m.params["url"]), ok())[1])
+    viewer = pair.client(name, pair.desk_hub)
+    viewer.add_handler(mtype, lambda m: (urls.append(m.params["url"]), ok())[1])
     notebook = pair.client("notebook", pair.far_hub)
     desk_link, far_link = pair.link()
     pair.settle()
+    return urls, notebook, desk_link, far_link
+
+
+def test_file_urls_cross_as_tokens_served_only_if_sent(pair, tmp_path):
+    data = tmp_path / "remote-only.vot"
+    data.write_bytes(b"<VOTABLE>" + b"x" * 200000 + b"</VOTABLE>")
+    urls, notebook, desk_link, far_link = loader(pair, "topcat", "table.load.votable")
     d = notebook.call(notebook.tracker.find("topcat"), "table.load.votable",
                       {"url": data.as_uri(), "name": "t",
                        "missing": "file:///nonexistent/x.vot"}, timeout=30)
@@ -209,12 +216,7 @@ def test_size_limit_refuses_big_files(tmp_path):
     pair.far.exports.max_size = 1000
     big = tmp_path / "big.fits"
     big.write_bytes(b"\0" * 5000)
-    urls: List[str] = []
-    viewer = pair.client("ds9", pair.desk_hub)
-    viewer.add_handler("image.load.fits", lambda m: (urls.append(m.params["url"]), ok())[1])
-    notebook = pair.client("notebook", pair.far_hub)
-    desk_link, _ = pair.link()
-    pair.settle()
+    urls, notebook, desk_link, _ = loader(pair, "ds9", "image.load.fits")
     result_of_call = notebook.notify(notebook.tracker.find("ds9"), "image.load.fits",
                                      {"url": big.as_uri()})
     pair.settle()
@@ -389,3 +391,48 @@ def test_json_values_split_and_limited():
         too_big[b"m." + str(n).encode()] = b"a" * 65000
     with pytest.raises(amp.RemoteAmpError, match="more than"):
         arg.fromBox(b"m", too_big, {}, None)
+
+
+def test_url_translation_rules(tmp_path):
+    from twisted.internet.task import Clock
+
+    from samptwist.remote.files import Exports, Imports, is_loopback_http, local_path
+
+    data = tmp_path / "a b.vot"
+    data.write_text("x")
+    assert local_path(data.as_uri()) == data
+    assert local_path("file://localhost/etc/x") is not None
+    assert local_path("file://otherhost/etc/x") is None
+    assert is_loopback_http("http://localhost:8000/x") and is_loopback_http("http://127.0.0.2/")
+    assert not is_loopback_http("http://example.org/x") and not is_loopback_http("https://[::1]/")
+    exports = Exports(Clock())
+    out = exports.outgoing({"url": data.as_uri(), "other": "http://example.org/t.vot",
+                            "list": ["http://localhost:8000/img.fits", str(tmp_path)],
+                            "dir": tmp_path.as_uri()}, 7002)
+    assert out["other"] == "http://example.org/t.vot"  # elsewhere: readable as it is
+    assert out["dir"] == tmp_path.as_uri()  # directories never cross
+    assert out["url"].startswith("http://127.0.0.1:7002/") and out["url"].endswith("/a%20b.vot")
+    assert out["list"][0].startswith("http://127.0.0.1:7002/") and out["list"][1] == str(tmp_path)
+    token = out["list"][0].split("/")[3]
+    assert exports.lookup(token).kind == "url"
+    assert exports.outgoing(data.as_uri(), 7002) == out["url"]  # one token per file
+    imports = Imports(Clock())
+    imports.incoming(out, 7002)
+    assert imports.known(token) and not imports.known("other")
+
+
+def test_file_server_serves_only_imported_tokens():
+    from twisted.internet.task import Clock
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from samptwist.remote.files import FileServer, Imports
+
+    imports = Imports(Clock())
+    server = FileServer(imports, lambda: None)
+    request = DummyRequest([b"guessed", b"x.vot"])
+    body = server.render_GET(request)
+    assert request.responseCode == 404 and b"only files named in messages" in body
+    imports.incoming("http://127.0.0.1:1/known/x.vot", 1)
+    request = DummyRequest([b"known", b"x.vot"])
+    assert b"link to the other side is down" in server.render_GET(request)
+    assert request.responseCode == 503
