@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.protocols import amp
@@ -124,8 +125,7 @@ class Link(amp.AMP):
 
     def _heartbeat(self) -> None:
         if self.clock.seconds() - self._heard > self.limits.silence:
-            self.cut_off(f"silent for more than {self.limits.silence:g}s (the link is dead)",
-                         warn=True)
+            self.cut_off(f"silent for more than {self.limits.silence:g}s (the link is dead)")
             return
         self.callRemote(P.Ping).addErrback(lambda f: None)
 
@@ -133,7 +133,7 @@ class Link(amp.AMP):
         if self.cut_reason is None and not f.check(amp.ProtocolSwitched) and self.transport:
             log.info("{what} failed: {error}", what=what, error=f.getErrorMessage())
 
-    def cut_off(self, why: str, warn: bool = False) -> None:
+    def cut_off(self, why: str) -> None:
         """
         End the link, logging C{why} once.
         """
@@ -141,7 +141,11 @@ class Link(amp.AMP):
             return
         self.cut_reason = why
         self.agent.problem(f"cutting off {self.peer_place}: {why}")
-        # Let go at once: a dead stream may take long to report its end.
+        # Let go at once (a dead stream may take long to report its end):
+        # what waits on the other side is answered with samp.error now.
+        pending, self._outstandingRequests = dict(self._outstandingRequests or {}), {}
+        for waiting in pending.values():
+            waiting.errback(Failure(ConnectionLost(why)))
         self.agent.detach(self)
         transport = self.transport
         if transport is not None:

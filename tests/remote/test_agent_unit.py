@@ -257,11 +257,17 @@ def test_silent_link_is_cut_after_the_silence_limit(pair):
     pair.settle()
     assert notebook.tracker.find("viewer") is not None
     pair.pump = None  # nothing flows any more (a sleeping laptop)
+    waiting = caught(notebook.call(notebook.tracker.find("viewer"), "samp.app.ping", {},
+                                   timeout=300))
+    pair.rig.settle()
     for _ in range(8):
         pair.rig.reactor.advance(2)
     pair.rig.settle()
     assert far_link.cut_reason is not None and "silent" in far_link.cut_reason
     assert notebook.tracker.find("viewer") is None
+    # The call that was crossing is answered with samp.error, not left to time out.
+    assert waiting and isinstance(waiting[0].value, SAMPCallError), waiting
+    assert "silent for more than 12s" in waiting[0].value.errortxt
 
 
 # -- a hostile far side -------------------------------------------------------
