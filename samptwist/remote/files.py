@@ -443,6 +443,7 @@ class _Download:
         self.stream = stream
         self.queue: List[List[Any]] = []
         self.paused = False
+        self.since_pause = 0
         self.ended = False
         request.registerProducer(self, True)
         request.notifyFinish().addBoth(self._gone)
@@ -454,6 +455,7 @@ class _Download:
 
     def pauseProducing(self) -> None:
         self.paused = True
+        self.since_pause = 0
 
     def resumeProducing(self) -> None:
         self.paused = False
@@ -463,7 +465,11 @@ class _Download:
         self._gone(None)
 
     def pump(self) -> None:
-        while not self.ended and not self.paused and len(self.queue) < WINDOW:
+        # Reads go on while the client catches up with up to one window
+        # already written (the transport pauses us at every big write): the
+        # pipeline stays full, and memory stays within two windows.
+        while not self.ended and len(self.queue) < WINDOW and \
+                (not self.paused or self.since_pause + CHUNK * len(self.queue) < WINDOW * CHUNK):
             slot: List[Any] = [False, None]
             self.queue.append(slot)
             self.link.read_stream(self.stream).addBoth(self._arrived, slot)
@@ -483,6 +489,7 @@ class _Download:
             if not data:
                 self._finish()
                 return
+            self.since_pause += len(data)
             self.request.write(data)
         self.pump()
 
