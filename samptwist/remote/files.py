@@ -95,12 +95,20 @@ class _Tokens:
         self.limit = limit
         self.entries: OrderedDict[str, Any] = OrderedDict()
 
+        #: tokens whose time is over (the oldest forgotten first)
+        self.ended: OrderedDict[str, None] = OrderedDict()
+
     def _expire(self) -> None:
         now = self.clock.seconds()
-        for token in [t for t, e in self.entries.items() if e.expires <= now]:
+        gone = [t for t, e in self.entries.items() if e.expires <= now]
+        for token in gone:
             del self.entries[token]
         while len(self.entries) > self.limit:
-            self.entries.popitem(last=False)
+            gone.append(self.entries.popitem(last=False)[0])
+        for token in gone:
+            self.ended[token] = None
+        while len(self.ended) > self.limit:
+            self.ended.popitem(last=False)
 
 
 class Exports(_Tokens):
@@ -139,7 +147,9 @@ class Exports(_Tokens):
         self._expire()
         entry = self.entries.get(token)
         if entry is None:
-            raise Refused("no such file was sent (or it expired)")
+            if token in self.ended:  # the other side's clock may run a little late
+                raise Refused("the file's lifetime is over")
+            raise Refused("no such file was sent")
         return entry
 
     def outgoing(self, value: Any, port: int) -> Any:

@@ -207,8 +207,12 @@ def test_file_urls_cross_as_tokens_served_only_if_sent(pair, tmp_path):
     # The lifetime ends: the token is gone on both sides.
     pair.rig.reactor.advance(3601)
     assert not pair.desk.imports.known(token)
-    with pytest.raises(P.Refused):
+    with pytest.raises(P.Refused, match="lifetime is over"):
         pair.far.exports.lookup(token)
+    # Asked for just after its end (clocks differ a little): refused, not cut off.
+    late = caught(desk_link.open_remote(token))
+    pair.settle()
+    assert "lifetime is over" in refusal(late) and far_link.cut_reason is None
 
 
 def test_size_limit_refuses_big_files(tmp_path):
