@@ -173,7 +173,8 @@ def loader(pair: Pair, name: str, mtype: str) -> tuple:
     return urls, notebook, desk_link, far_link
 
 
-def test_file_urls_cross_as_tokens_served_only_if_sent(pair, tmp_path):
+def test_file_urls_cross_as_tokens_served_only_if_sent(tmp_path):
+    pair = Pair(Limits(silence=10 ** 6))  # an hour passes below, in one step
     data = tmp_path / "remote-only.vot"
     data.write_bytes(b"<VOTABLE>" + b"x" * 200000 + b"</VOTABLE>")
     urls, notebook, desk_link, far_link = loader(pair, "topcat", "table.load.votable")
