@@ -2,7 +2,9 @@
 Fixtures shared by the whole suite.
 
 Every test runs with HOME pointing at a fresh temporary directory and without
-SAMP_HUB, so nothing ever reads or writes the user's real ~/.samp.
+SAMP_HUB, so nothing ever reads or writes the user's real ~/.samp.  Tests
+that run our hub in this process use C{inprocess_hub} (on loopback, with its
+own C{lockfile}) and C{make_client} (SAMPClients disconnected afterwards).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import pytest_twisted
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +64,47 @@ def no_unhandled_errors():
             texts.append(formatEvent(event) + ("\n" + failure.getTraceback() if failure else ""))
         pytest.fail("unhandled errors were logged:\n" + "\n---\n".join(texts)[-6000:],
                     pytrace=False)
+
+
+@pytest.fixture
+def lockfile(tmp_path):
+    """A private lockfile path for a hub started by the test."""
+    return tmp_path / "samp-lock"
+
+
+@pytest_twisted.async_yield_fixture
+async def inprocess_hub(lockfile):
+    """Our hub, in this process, on loopback, with its own lockfile."""
+    from twisted.internet import reactor
+
+    from samptwist.hub.service import HubService
+
+    service = HubService(reactor, listen="tcp:0:interface=127.0.0.1", lockfile=lockfile,
+                         shutdown_grace=2.0)
+    service.startService()
+    await service.ready
+    yield service
+    if service.running:
+        await service.stopService()
+
+
+@pytest_twisted.async_yield_fixture
+async def make_client(lockfile):
+    """Factory of connected SAMPClients; all are disconnected afterwards."""
+    from twisted.internet import reactor
+
+    from samptwist.client import SAMPClient
+
+    clients = []
+
+    async def make(name="test-client", connect=True, **kwargs):
+        kwargs.setdefault("lockfile", lockfile)
+        client = SAMPClient(reactor, name=name, **kwargs)
+        clients.append(client)
+        if connect:
+            await client.connect()
+        return client
+
+    yield make
+    for client in clients:
+        await client.disconnect()

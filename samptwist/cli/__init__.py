@@ -17,7 +17,8 @@ from typing import Any, List, NoReturn, Optional, Sequence
 
 from ._common import CLIError, error_line
 
-SUBCOMMANDS = ("hub", "clients", "send", "load", "ping", "snoop", "bridge", "web", "doctor")
+SUBCOMMANDS = ("hub", "clients", "send", "load", "ping", "snoop", "bridge", "remote",
+               "remote-agent", "web", "doctor")
 
 PROG = "samptwist"
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"{__name__}.{name}")
+        module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
         sub = subparsers.add_parser(
             name,
             help=module.HELP,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Dict, List
+import sys
+from typing import Any, Dict, List, Optional, TextIO
 
 from ..client.discovery import find_hub
 from ..hub.status import status_url
@@ -47,13 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """
+    @param out: where the command prints its results (C{sys.stdout} when
+        run by the C{samptwist} command; tests pass a L{io.StringIO}).
+    @return: the exit status.
+    """
+    out = sys.stdout if out is None else out
     if args.status_url:
         info = await find_hub(reactor, lockfile=args.lockfile)
         if not info.extra.get("hub.impl", "").startswith("samptwist"):
             impl = info.extra.get("hub.impl", "an unknown implementation")
             raise CLIError(f"the hub at {info.url} is {impl}, not samptwist: no status page")
-        print(status_url(info.url, info.secret))
+        print(status_url(info.url, info.secret), file=out)
         return 0
     client = make_client(reactor, args, "samptwist clients", callable=False)
     await client.connect()
@@ -71,7 +78,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
         for client_id, info in found.items()
     ]
     if args.json:
-        print(json.dumps(records, indent=2, sort_keys=True))
+        print(json.dumps(records, indent=2, sort_keys=True), file=out)
         return 0
     rows = []
     for record in records:
@@ -91,7 +98,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
                 f"{len(subs)}: {', '.join(subs)}" if subs else "none",
             )
         )
-    print(table(rows, ("NAME", "ID", "METADATA", "SUBSCRIPTIONS")))
+    print(table(rows, ("NAME", "ID", "METADATA", "SUBSCRIPTIONS")), file=out)
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, List, NoReturn
+from typing import Any, List, NoReturn, Optional, TextIO
 
 from twisted.python import usage
 
@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("options", nargs="*", help="run 'samptwist hub --help' for the options")
 
 
-def options(argv: List[str]) -> Any:
+def options(argv: List[str], err: Optional[TextIO] = None) -> Any:
     """
+    @param err: where a usage error is written (default C{sys.stderr}).
     @return: parsed L{samptwist.tap.Options}.
     @raise SystemExit: with status 2 and one line for bad options, 0 after
         C{--help}.
@@ -42,20 +43,26 @@ def options(argv: List[str]) -> Any:
     try:
         opts.parseOptions(argv)
     except usage.UsageError as e:
-        sys.stderr.write(f"samptwist hub: error: {e} (see samptwist hub --help)\n")
+        (sys.stderr if err is None else err).write(
+            f"samptwist hub: error: {e} (see samptwist hub --help)\n"
+        )
         raise SystemExit(2) from None
     return opts
 
 
-def main(argv: List[str]) -> NoReturn:
+def main(argv: List[str], out: Optional[TextIO] = None) -> NoReturn:
     """
     Parse C{argv}, then run the hub until it is stopped.
+
+    @param out: where the hub logs (C{sys.stdout} when run by the
+        C{samptwist} command).
     """
+    out = sys.stdout if out is None else out
     opts = options(argv)
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     globalLogBeginner.beginLoggingTo(
-        [textFileLogObserver(sys.stdout)], discardBuffer=True, redirectStandardIO=False
+        [textFileLogObserver(out)], discardBuffer=True, redirectStandardIO=False
     )
     from twisted.internet.task import react
 

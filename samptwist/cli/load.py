@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, TextIO, Tuple
 from urllib.parse import unquote, urlparse
 
 from twisted.internet.defer import Deferred, TimeoutError
@@ -131,7 +132,13 @@ async def fetch_head(reactor: Any, url: str, limit: int, timeout: float = 30.0) 
     return data
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """
+    @param out: where the command prints its results (C{sys.stdout} when
+        run by the C{samptwist} command; tests pass a L{io.StringIO}).
+    @return: the exit status.
+    """
+    out = sys.stdout if out is None else out
     if not args.timeout > 0:
         raise CLIError("--timeout must be positive", code=2)
     jobs: List[Tuple[str, str, sniff.Guess]] = []
@@ -161,7 +168,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
     finally:
         progress.done()
         await client.disconnect()
-    return _report(outcomes, clients, args)
+    return _report(outcomes, clients, args, out)
 
 
 async def _send(client: Any, clients: Dict[str, Any], target: Optional[str], guess: sniff.Guess,
@@ -197,7 +204,7 @@ async def _send(client: Any, clients: Dict[str, Any], target: Optional[str], gue
 
 
 def _report(outcomes: List[Dict[str, Any]], clients: Dict[str, Any],
-            args: argparse.Namespace) -> int:
+            args: argparse.Namespace, out: TextIO) -> int:
     problems: List[str] = []
     for outcome in outcomes:
         responses = outcome["responses"]
@@ -211,15 +218,16 @@ def _report(outcomes: List[Dict[str, Any]], clients: Dict[str, Any],
         print(json.dumps([
             {**o, "responses": {r: _jsonable(v) for r, v in o["responses"].items()}}
             for o in outcomes
-        ], indent=2, sort_keys=True))
+        ], indent=2, sort_keys=True), file=out)
     else:
         for outcome in outcomes:
-            print(f"{outcome['file']}: {outcome['detail']} -> {outcome['mtype']}")
+            print(f"{outcome['file']}: {outcome['detail']} -> {outcome['mtype']}", file=out)
             if not outcome["responses"]:
-                print("  nobody is subscribed to it")
+                print("  nobody is subscribed to it", file=out)
             for recipient in sorted(outcome["responses"]):
                 name = client_name(clients.get(recipient, {}), recipient)
-                print(f"  {name} ({recipient}): {_verdict(outcome['responses'][recipient])}")
+                print(f"  {name} ({recipient}): {_verdict(outcome['responses'][recipient])}",
+                      file=out)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise CLIError(problems[0] + more)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, TextIO
 
 from twisted.internet.defer import Deferred, DeferredList
 
@@ -46,7 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the times as JSON")
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """
+    @param out: where the command prints its results (C{sys.stdout} when
+        run by the C{samptwist} command; tests pass a L{io.StringIO}).
+    @return: the exit status.
+    """
+    out = sys.stdout if out is None else out
     if args.count < 1:
         raise CLIError("--count must be at least 1", code=2)
     if not args.timeout > 0:
@@ -80,7 +87,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
         progress.done()
     finally:
         await client.disconnect()
-    return _report(results, clients, args)
+    return _report(results, clients, args, out)
 
 
 def _ping_one(client: Any, target: str, timeout: float) -> Deferred:
@@ -102,24 +109,24 @@ def _ping_one(client: Any, target: str, timeout: float) -> Deferred:
 
 
 def _report(results: Dict[str, List[Any]], clients: Dict[str, Any],
-            args: argparse.Namespace) -> int:
+            args: argparse.Namespace, out: TextIO) -> int:
     failed: List[str] = []
-    out: Dict[str, Any] = {}
+    summary: Dict[str, Any] = {}
     for target, outcomes in results.items():
         name = client_name(clients.get(target, {}), target)
         times = [o for o in outcomes if isinstance(o, float)]
         errors = [o for o in outcomes if not isinstance(o, float)]
         if errors:
             failed.append(name)
-        out[target] = {"name": name, "ms": [round(t, 3) for t in times],
-                       "errors": [response_line(e) for e in errors if is_error(e)]}
+        summary[target] = {"name": name, "ms": [round(t, 3) for t in times],
+                           "errors": [response_line(e) for e in errors if is_error(e)]}
         if not args.json:
             line = ", ".join(f"{t:.1f} ms" for t in times)
             problem: Optional[str] = response_line(errors[0]) if errors else None
             text = "; ".join(p for p in (line, problem) if p)
-            print(f"{name} ({target}): {text}")
+            print(f"{name} ({target}): {text}", file=out)
     if args.json:
-        print(json.dumps(out, indent=2, sort_keys=True))
+        print(json.dumps(summary, indent=2, sort_keys=True), file=out)
     if failed:
         raise CLIError(f"no proper answer from {', '.join(failed)}")
     return 0

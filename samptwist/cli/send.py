@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Dict
+import sys
+from typing import Any, Dict, Optional, TextIO
 
 from twisted.internet.defer import TimeoutError
 
@@ -66,7 +67,13 @@ def _seconds(text: str) -> float:
     return value
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """
+    @param out: where the command prints its results (C{sys.stdout} when
+        run by the C{samptwist} command; tests pass a L{io.StringIO}).
+    @return: the exit status.
+    """
+    out = sys.stdout if out is None else out
     params = parse_params(args.params)
     try:
         message = make_message(args.mtype, params)
@@ -87,23 +94,23 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
                     f"{client_name(clients.get(recipient, {}), recipient)} ({recipient}) "
                     f"is not subscribed to {args.mtype}"
                 )
-            return await _to_one(client, clients, recipient, message, args)
-        return await _to_all(reactor, client, clients, message, args)
+            return await _to_one(client, clients, recipient, message, args, out)
+        return await _to_all(reactor, client, clients, message, args, out)
     finally:
         await client.disconnect()
 
 
 async def _to_one(
     client: Any, clients: Dict[str, Any], recipient: str, message: Dict[str, Any],
-    args: argparse.Namespace,
+    args: argparse.Namespace, out: TextIO,
 ) -> int:
     label = f"{client_name(clients.get(recipient, {}), recipient)} ({recipient})"
     if args.wait is None:
         await client.notify(recipient, message)
         if args.json:
-            print(json.dumps({"notified": [recipient]}))
+            print(json.dumps({"notified": [recipient]}), file=out)
         else:
-            print(f"notified {label}")
+            print(f"notified {label}", file=out)
         return 0
     response: Any
     try:
@@ -112,12 +119,12 @@ async def _to_one(
         response = e.response
     except TimeoutError:
         raise CLIError(f"{label} did not answer within {args.wait:g}s") from None
-    return _report({recipient: response}, clients, args)
+    return _report({recipient: response}, clients, args, out)
 
 
 async def _to_all(
     reactor: Any, client: Any, clients: Dict[str, Any], message: Dict[str, Any],
-    args: argparse.Namespace,
+    args: argparse.Namespace, out: TextIO,
 ) -> int:
     mtype = message["samp.mtype"]
     if args.wait is None:
@@ -125,11 +132,11 @@ async def _to_all(
         if not notified:
             raise CLIError(f"no client is subscribed to {mtype}")
         if args.json:
-            print(json.dumps({"notified": notified}))
+            print(json.dumps({"notified": notified}), file=out)
         else:
             for recipient in notified:
                 print(f"notified {client_name(clients.get(recipient, {}), recipient)} "
-                      f"({recipient})")
+                      f"({recipient})", file=out)
         return 0
     subscribed = await client.get_subscribed_clients(mtype)
     if not subscribed:
@@ -152,10 +159,11 @@ async def _to_all(
             responses[missing] = TimeoutError(f"no reply within {args.wait:g}s")
     finally:
         progress.done()
-    return _report(responses, clients, args)
+    return _report(responses, clients, args, out)
 
 
-def _report(responses: Dict[str, Any], clients: Dict[str, Any], args: argparse.Namespace) -> int:
+def _report(responses: Dict[str, Any], clients: Dict[str, Any], args: argparse.Namespace,
+            out: TextIO) -> int:
     failed = [r for r, response in responses.items() if is_error(response)]
     if args.json:
         print(json.dumps(
@@ -165,11 +173,11 @@ def _report(responses: Dict[str, Any], clients: Dict[str, Any], args: argparse.N
             },
             indent=2,
             sort_keys=True,
-        ))
+        ), file=out)
     else:
         for recipient in sorted(responses):
             name = client_name(clients.get(recipient, {}), recipient)
-            print(f"{name} ({recipient}): {response_line(responses[recipient])}")
+            print(f"{name} ({recipient}): {response_line(responses[recipient])}", file=out)
     if failed:
         names = ", ".join(client_name(clients.get(r, {}), r) for r in sorted(failed))
         raise CLIError(f"{len(failed)} of {len(responses)} recipients failed: {names}")

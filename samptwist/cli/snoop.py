@@ -17,7 +17,7 @@ import argparse
 import datetime
 import json
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, TextIO
 
 from twisted.internet.defer import Deferred
 
@@ -63,14 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 class Snooper:
     """
-    Prints the messages a L{SAMPClient} receives.
+    Prints the messages a L{SAMPClient} receives on C{out}.
 
     @ivar done: fires with the exit status.
     """
 
-    def __init__(self, client: Any, args: argparse.Namespace) -> None:
+    def __init__(self, client: Any, args: argparse.Namespace, out: TextIO) -> None:
         self.client = client
         self.args = args
+        self.out = out
         self.seen = 0
         self.done: Deferred = Deferred()
 
@@ -106,12 +107,13 @@ class Snooper:
                 "params": message.params,
                 "message": message.message,
             }
-            print(json.dumps(record, sort_keys=True), flush=True)
+            print(json.dumps(record, sort_keys=True), file=self.out, flush=True)
         else:
             print(
                 f"{now:%H:%M:%S.%f}"[:-3]
                 + f"  {kind:6}  {message.mtype}  from {self.name(message.sender_id)}  "
                 + summarize(message.params, 100),
+                file=self.out,
                 flush=True,
             )
         self.seen += 1
@@ -134,7 +136,13 @@ class Snooper:
             self._finish(1)
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """
+    @param out: where the command prints its results (C{sys.stdout} when
+        run by the C{samptwist} command; tests pass a L{io.StringIO}).
+    @return: the exit status.
+    """
+    out = sys.stdout if out is None else out
     patterns = args.subscribe or ["*"]
     for pattern in patterns:
         if not is_pattern(pattern):
@@ -143,7 +151,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise CLIError("--count must be at least 1", code=2)
     client = make_client(reactor, args, "samptwist snoop", callable=True, track=True)
-    snooper = Snooper(client, args)
+    snooper = Snooper(client, args, out)
     for pattern in patterns:
         client.add_handler(pattern, snooper.handle)
     # The library answers these itself unless a handler names them exactly.

@@ -44,6 +44,7 @@ from .handlers import (
 )
 from .observer import Observable
 from .proxy import HubProxy, IPoster
+from .reconnect import Reconnector
 from .tracker import EVENTS as TRACKER_EVENTS
 from .tracker import ClientTracker
 
@@ -228,11 +229,18 @@ class SAMPClient:
         self._trigger: Any = None
         self._unregister_on_shutdown = unregister_on_shutdown
         self._last_secret: Optional[str] = None
-        self.reconnector: Any = None
+        self.reconnector: Optional[Reconnector] = None
         if reconnect:
-            from .reconnect import Reconnector
-
-            self.reconnector = Reconnector(self, reconnect_interval, heartbeat)
+            self.reconnector = Reconnector(
+                reactor,
+                is_connected=lambda: self.is_connected,
+                find_hub=lambda: find_hub(self.reactor, **self._discovery),
+                connect=self.connect,
+                ping=self.ping,
+                lost=self._lost,
+                interval=reconnect_interval,
+                heartbeat=heartbeat,
+            )
 
     # ------------------------------------------------------------------
     # Connection life cycle

@@ -1,36 +1,66 @@
 """
 Automatic reconnection (CLI-LIB-3): after the hub is lost, watch the
 lockfile on a reactor-driven L{LoopingCall} and connect again once it names
-a hub that answers, re-declaring metadata and subscriptions.
+a hub that answers, re-declaring metadata and subscriptions; while
+connected, a heartbeat notices a hub that died silently.
+
+The L{Reconnector} knows nothing of L{samptwist.client.SAMPClient}: the
+client hands it the few operations it needs as callables.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from .._log import Logger
-from .discovery import find_hub
-
-if TYPE_CHECKING:
-    from .connection import SAMPClient
 
 
 class Reconnector:
     """
-    Watches for a hub on behalf of a disconnected L{SAMPClient}.
+    Watches for a hub on behalf of a disconnected client, and pings the hub
+    of a connected one.
 
     @ivar interval: seconds between two looks at the lockfile.
+    @ivar heartbeat: seconds between two pings while connected (0: none).
     """
 
     log = Logger()
 
     def __init__(
-        self, client: SAMPClient, interval: float = 1.0, heartbeat: float = 5.0
+        self,
+        clock: IReactorTime,
+        *,
+        is_connected: Callable[[], bool],
+        find_hub: Callable[[], Deferred],
+        connect: Callable[[], Deferred],
+        ping: Callable[[], Deferred],
+        lost: Callable[[str], None],
+        interval: float = 1.0,
+        heartbeat: float = 5.0,
     ) -> None:
-        self.client = client
+        """
+        @param clock: drives both loops.
+        @param is_connected: whether the client is registered now.
+        @param find_hub: discovery with the client's settings: a L{Deferred}
+            firing with the L{LockInfo} of the hub to try, or failing if
+            there is none (yet).
+        @param connect: connect (register, declare, ...); a L{Deferred}
+            firing once connected, or failing.
+        @param ping: ping the hub; a L{Deferred} failing if it does not answer.
+        @param lost: called with C{"unreachable"} when the heartbeat finds the
+            hub dead; the client tears its connection down and calls
+            L{start} again.
+        """
+        self.clock = clock
+        self._is_connected = is_connected
+        self._find_hub = find_hub
+        self._connect = connect
+        self._ping = ping
+        self._lost = lost
         self.interval = interval
         self.heartbeat = heartbeat
         self._loop: Optional[LoopingCall] = None
@@ -55,18 +85,13 @@ class Reconnector:
         self._skip_secret = skip_secret
         if self.watching:
             return
-        self._loop = LoopingCall(self._attempt)
-        self._loop.clock = self.client.reactor
-        self._loop.start(self.interval, now=False).addErrback(
-            lambda f: self.log.failure("reconnection loop failed", f)
-        )
+        self._loop = self._every(self.interval, self._attempt, "reconnection loop")
 
     def stop(self) -> None:
         """
         Stop watching.
         """
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        _halt(self._loop)
         self._loop = None
 
     def start_heartbeat(self) -> None:
@@ -78,54 +103,55 @@ class Reconnector:
         self.stop_heartbeat()
         if self.heartbeat <= 0:
             return
-        self._pulse = LoopingCall(self._beat)
-        self._pulse.clock = self.client.reactor
-        self._pulse.start(self.heartbeat, now=False).addErrback(
-            lambda f: self.log.failure("hub heartbeat failed", f)
-        )
+        self._pulse = self._every(self.heartbeat, self._beat, "hub heartbeat")
 
     def stop_heartbeat(self) -> None:
         """
         Stop pinging the hub.
         """
-        if self._pulse is not None and self._pulse.running:
-            self._pulse.stop()
+        _halt(self._pulse)
         self._pulse = None
 
+    def _every(self, seconds: float, fn: Callable[[], Deferred], what: str) -> LoopingCall:
+        """
+        @return: a running L{LoopingCall} of C{fn} on L{clock}, first after
+            C{seconds}; its failure is logged as C{what} failing.
+        """
+        loop = LoopingCall(fn)
+        loop.clock = self.clock
+        loop.start(seconds, now=False).addErrback(
+            lambda f: self.log.failure("{what} failed", f, what=what)
+        )
+        return loop
+
     def _beat(self) -> Deferred:
-        client = self.client
-        if not client.is_connected:
+        if not self._is_connected():
             self.stop_heartbeat()
-            done: Deferred = Deferred()
-            done.callback(None)
-            return done
-        d = client.ping()
-        d.addTimeout(max(1.0, self.heartbeat), client.reactor)
+            return succeed(None)
+        d = self._ping()
+        d.addTimeout(max(1.0, self.heartbeat), self.clock)
 
         def dead(f: Any) -> None:
             self.log.info("the hub does not answer: {error}", error=f.getErrorMessage())
             self.stop_heartbeat()
-            client._lost("unreachable")
+            self._lost("unreachable")
 
         d.addErrback(dead)
         return d
 
     def _attempt(self) -> Deferred:
-        if self.client.is_connected:
+        if self._is_connected():
             self.stop()
-            d: Deferred = Deferred()
-            d.callback(None)
-            return d
+            return succeed(None)
         self._attempts += 1
-        d = find_hub(self.client.reactor, **self.client._discovery)
+        d = self._find_hub()
 
         def found(info: Any) -> Any:
             if self._skip_secret is not None and info.secret == self._skip_secret:
                 return None
-            return self.client.connect().addCallback(connected)
+            return self._connect().addCallback(connected, info.url)
 
-        def connected(_: Any) -> None:
-            url = self.client.hub_info.url if self.client.hub_info else "?"
+        def connected(_: Any, url: str) -> None:
             self.log.info("reconnected to the hub at {url}", url=url)
             self.stop()
 
@@ -135,3 +161,8 @@ class Reconnector:
         d.addCallback(found)
         d.addErrback(failed)
         return d
+
+
+def _halt(loop: Optional[LoopingCall]) -> None:
+    if loop is not None and loop.running:
+        loop.stop()

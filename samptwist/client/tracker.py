@@ -7,7 +7,7 @@ C{unregister}, C{metadata} and C{subscriptions}, with observers.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol
 
 from twisted.internet.defer import Deferred, gatherResults
 
@@ -15,14 +15,36 @@ from .._log import Logger
 from ..mtype import subscription_for
 from .observer import Observable
 
-if TYPE_CHECKING:
-    from .connection import SAMPClient
-
 REGISTER = "samp.hub.event.register"
 UNREGISTER = "samp.hub.event.unregister"
 METADATA = "samp.hub.event.metadata"
 SUBSCRIPTIONS = "samp.hub.event.subscriptions"
 EVENTS = (REGISTER, UNREGISTER, METADATA, SUBSCRIPTIONS)
+
+
+class TrackedClient(Protocol):
+    """
+    What a L{ClientTracker} needs of the client whose hub it mirrors: its
+    clock, its own id (left out of the table) and three hub queries.
+    L{samptwist.client.SAMPClient} provides it.
+    """
+
+    @property
+    def reactor(self) -> Any:
+        """The reactor (or clock) the tracker's observers fire on."""
+
+    @property
+    def self_id(self) -> Optional[str]:
+        """This client's public id while connected."""
+
+    def get_registered_clients(self) -> Deferred:
+        """@return: a L{Deferred} firing with the other clients' ids."""
+
+    def get_metadata(self, client_id: str) -> Deferred:
+        """@return: a L{Deferred} firing with C{client_id}'s metadata map."""
+
+    def get_subscriptions(self, client_id: str) -> Deferred:
+        """@return: a L{Deferred} firing with C{client_id}'s subscriptions map."""
 
 
 @dataclasses.dataclass
@@ -69,8 +91,10 @@ class TrackerEvent:
 
 class ClientTracker:
     """
-    The other clients registered with the hub of one L{SAMPClient} (the
-    hub itself included, this client excluded).
+    The other clients registered with the hub of one client (the hub itself
+    included, this client excluded).  The client is reached only through
+    L{TrackedClient}; it feeds hub events in with L{handle} and calls
+    L{refresh} / L{clear} as it connects and disconnects.
 
     @ivar clients: client id to L{ClientInfo}.
     @ivar changes: an L{Observable} of L{TrackerEvent}.
@@ -78,7 +102,7 @@ class ClientTracker:
 
     log = Logger()
 
-    def __init__(self, client: SAMPClient) -> None:
+    def __init__(self, client: TrackedClient) -> None:
         self._client = client
         self.clients: Dict[str, ClientInfo] = {}
         self.changes: Observable[TrackerEvent] = Observable(client.reactor, "tracker")

@@ -1,5 +1,5 @@
 """
-Unit tests of SAMPClient on the in-memory network (tests/client/memhub.py):
+Unit tests of SAMPClient on the in-memory network (samptwist.testing.MemoryRig):
 our hub core driven directly, a MemoryReactorClock for every timeout, no
 sockets and no sleeping.
 """
@@ -11,13 +11,12 @@ from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 
 from samptwist.client import BroadcastTimeout, NotConnected, ResponseError, warning
 from samptwist.errors import LockfileError, SAMPCallError, SAMPHubError, SAMPValueError
-
-from .memhub import Rig, failure_of, result_of
+from samptwist.testing import MemoryRig, failure_of, result_of
 
 
 @pytest.fixture
 def rig():
-    return Rig()
+    return MemoryRig()
 
 
 def echo(message):

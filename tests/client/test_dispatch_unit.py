@@ -12,18 +12,17 @@ from twisted.internet.defer import Deferred
 
 from samptwist.client.handlers import HandlerTable, Message, error, ok, run_handler
 from samptwist.errors import SAMPValueError
-
-from .memhub import Rig, render, result_of
+from samptwist.testing import MemoryRig, post_to_resource, result_of
 
 
 @pytest.fixture
 def rig():
-    return Rig()
+    return MemoryRig()
 
 
 def post(resource, method, *args):
     body = xmlrpc.client.dumps(args, method).encode()
-    answer = result_of(render(resource, body))
+    answer = result_of(post_to_resource(resource, body))
     return xmlrpc.client.loads(answer)[0][0]
 
 

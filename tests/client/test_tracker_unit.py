@@ -9,13 +9,12 @@ import pytest
 
 from samptwist.client import NotConnected
 from samptwist.errors import LockfileError
-
-from .memhub import Rig, failure_of, result_of
+from samptwist.testing import MemoryRig, failure_of, result_of
 
 
 @pytest.fixture
 def rig():
-    return Rig()
+    return MemoryRig()
 
 
 def test_tracker_loads_existing_clients(rig):

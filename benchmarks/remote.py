@@ -1,0 +1,149 @@
+"""
+``samptwist remote`` throughput and latency, on the simulated remote machine
+of the test suite (tests/remote/farside.py: namespaces + a real sshd on its
+loopback; needs root, openssh-server, socat).
+
+    python3 -m benchmarks.remote                 # 100 MB, 300 calls, 3 repetitions
+    python3 -m benchmarks.remote --smoke         # 5 MB, 20 calls, 1 repetition
+
+1. Bandwidth: a file of SIZE random bytes that exists only remotely, read by
+   plain ``ssh remote cat FILE`` (minus the time of ``ssh remote true``: the
+   connection and login, which the relay's link has paid already), and fetched by a pyvo
+   client on the desktop from the URL of a message that crossed the relay
+   (``bench.fetch``: the receiver downloads the URL and reports the time).
+   The ratio relay/ssh is the relay's share of the stream's throughput.
+2. Latency: COUNT sequential ``callAndWait`` (test.echo) from a desktop pyvo
+   client to another desktop client (one hub), and to a remote client
+   through the relay; p50/p99 of each, and the difference of the medians
+   (the relay's added latency per call, ssh included).
+
+Writes a JSON report (default benchmarks/results-remote.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in (ROOT, ROOT / "tests"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+import peers  # noqa: E402
+
+from tests.cli.conftest import Running  # noqa: E402
+from tests.remote.farside import remote_machine  # noqa: E402
+from tests.remote.peerproc import desktop_peer, remote_peer  # noqa: E402
+
+
+def _pct(values: List[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(size: int, count: int, work: Path) -> Dict[str, Any]:
+    with contextlib.ExitStack() as stack:
+        hub = stack.enter_context(peers.running_hub(work / "desk"))
+        machine = stack.enter_context(remote_machine(work))
+        link = Running(hub.env, "remote", "remote", "--ssh", shlex.join(machine.ssh),
+                       "--remote-python", sys.executable)
+        stack.callback(lambda: link.proc.poll() is None and link.stop())
+        link.wait_line("linked to", 90)
+        near = desktop_peer(hub.env, "bench-desk")
+        stack.callback(near.close)
+        echo = desktop_peer(hub.env, "bench-echo")
+        stack.callback(echo.close)
+        far = remote_peer(machine, "bench-far")
+        stack.callback(far.close)
+        near.wait_names(lambda n: "bench-far" in n, 30, "remote peer mirrored")
+        far.wait_names(lambda n: "bench-desk" in n, 30, "desktop peer mirrored")
+
+        data = machine.home / "big.bin"
+        made = machine.run(["dd", "if=/dev/urandom", f"of={data}", "bs=1M",
+                            f"count={max(1, size // (1 << 20))}"], timeout=300)
+        assert made.returncode == 0, made.stderr
+        actual = int(machine.run(["stat", "-c", "%s", str(data)]).stdout)
+
+        start = time.monotonic()
+        subprocess.run(machine.ssh + ["remote", "true"], check=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+        setup = time.monotonic() - start  # connection and login, not the stream
+        start = time.monotonic()
+        with open(os.devnull, "wb") as sink:
+            cat = subprocess.run(machine.ssh + ["remote", "cat", str(data)], stdout=sink,
+                                 stderr=subprocess.PIPE, timeout=600, stdin=subprocess.DEVNULL)
+        ssh_seconds = max(1e-3, time.monotonic() - start - setup)
+        assert cat.returncode == 0, cat.stderr
+
+        got = far.ask("result", op="call_and_wait", to="bench-desk", mtype="bench.fetch",
+                      params={"url": data.as_uri()}, timeout=600)
+        result = got["response"]["samp.result"]
+        assert int(result["bytes"]) == actual, result
+        relay_seconds = float(result["seconds"])
+
+        local = near.ask("timings", op="bench_calls", to="bench-echo", count=count,
+                         timeout=600)["seconds"][count // 10:]
+        relayed = near.ask("timings", op="bench_calls", to="bench-far", count=count,
+                           timeout=600)["seconds"][count // 10:]
+        assert link.stop(signal.SIGINT) == 0
+    mb = actual / 1e6
+    return {
+        "bytes": actual,
+        "ssh_setup_s": setup, "ssh_cat_s": ssh_seconds, "ssh_cat_MB_per_s": mb / ssh_seconds,
+        "relay_s": relay_seconds, "relay_MB_per_s": mb / relay_seconds,
+        "relay_over_ssh": ssh_seconds / relay_seconds,
+        "local_call_ms_p50": 1000 * statistics.median(local),
+        "local_call_ms_p99": 1000 * _pct(local, 0.99),
+        "relayed_call_ms_p50": 1000 * statistics.median(relayed),
+        "relayed_call_ms_p99": 1000 * _pct(relayed, 0.99),
+        "added_ms_p50": 1000 * (statistics.median(relayed) - statistics.median(local)),
+    }
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m benchmarks.remote")
+    parser.add_argument("--size", type=int, default=100 * 1024 * 1024, help="bytes (100 MiB)")
+    parser.add_argument("--count", type=int, default=300, help="calls per latency series")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="5 MiB, 20 calls, 1 repetition")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results-remote.json"))
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.size, args.count, args.reps = 5 * 1024 * 1024, 20, 1
+    runs = []
+    for rep in range(args.reps):
+        with tempfile.TemporaryDirectory(prefix="samptwist-remote-bench-") as work:
+            runs.append(measure(args.size, args.count, Path(work)))
+        print(f"repetition {rep + 1}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[-1].items()),
+              flush=True)
+    summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "platform": platform.platform(),
+                          "load": os.getloadavg()},
+              "settings": {"size": args.size, "count": args.count, "reps": args.reps},
+              "runs": runs, "summary": summary}
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{args.size / 1e6:.0f} MB: ssh cat {summary['ssh_cat_MB_per_s']:.1f} MB/s, "
+          f"through the relay {summary['relay_MB_per_s']:.1f} MB/s "
+          f"({100 * summary['relay_over_ssh']:.0f}% of ssh)")
+    print(f"callAndWait p50: one hub {summary['local_call_ms_p50']:.2f} ms, through the relay "
+          f"{summary['relayed_call_ms_p50']:.2f} ms (added {summary['added_ms_p50']:.2f} ms); "
+          f"p99 {summary['local_call_ms_p99']:.2f} / {summary['relayed_call_ms_p99']:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,266 @@
+"""
+Carrying a L{Link} over a byte stream: the desktop side runs a command (the
+system's C{ssh}, C{docker exec -i}, any pipe) whose standard input and output
+reach the far side's agent, and keeps doing so with backoff when it ends;
+the far side speaks over its own standard input and output.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import deque
+from typing import Any, Callable, Deque, List, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol, connectionDone
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+
+from .agent import Agent, Link
+from .protocol import GREETING
+
+#: bytes the far side may print before its greeting (a login banner)
+MAX_PREAMBLE = 64 * 1024
+
+
+class _StreamEnd(Protocol):
+    """
+    This side's end of the socket pair that is the command's standard input
+    and output.
+    """
+
+    def __init__(self, owner: ProcessStream) -> None:
+        self.owner = owner
+
+    def dataReceived(self, data: bytes) -> None:
+        self.owner._stdout(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.owner._stream_lost(reason)
+
+
+class ProcessStream(ProcessProtocol):
+    """
+    Runs the command that reaches the far side, its standard input and
+    output one end of a socket pair (read in big chunks, flow-controlled);
+    once the far side's greeting arrives, that stream is the link.
+
+    @ivar ended: fires with this object once the command ended and the
+        stream is closed.
+    @ivar greeted: whether the far side's agent answered.
+    @ivar stderr_tail: the last lines the command wrote to standard error.
+    """
+
+    def __init__(self, link: Link, reactor: Any, description: str,
+                 on_stderr: Callable[[str], None]) -> None:
+        self.link = link
+        self.reactor = reactor
+        self.description = description
+        self.on_stderr = on_stderr
+        self.greeted = False
+        self.preamble = b""
+        self.stderr_tail: Deque[str] = deque(maxlen=20)
+        self._stderr = b""
+        self.reason: Optional[Failure] = None
+        self.stream: Optional[_StreamEnd] = None
+        self._stream_open = False
+        self.ended: Deferred = Deferred()
+
+    def start(self, argv: List[str], env: dict) -> None:
+        """
+        Run C{argv}.
+        """
+        ours, theirs = socket.socketpair()
+        try:
+            self.reactor.spawnProcess(self, argv[0], argv, env=env,
+                                      childFDs={0: theirs.fileno(), 1: theirs.fileno(),
+                                                2: "r"})
+            self.stream = _StreamEnd(self)
+            factory = Factory.forProtocol(lambda: self.stream)  # type: ignore[arg-type,return-value,type-var]
+            self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, factory)
+            self._stream_open = True
+        finally:
+            ours.close()  # the reactor and the child hold their own copies
+            theirs.close()
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == 2:
+            self._stderr += data
+            *lines, self._stderr = self._stderr.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    self.stderr_tail.append(line)
+                    self.on_stderr(line)
+
+    def _stdout(self, data: bytes) -> None:
+        if self.greeted:
+            self.link.dataReceived(data)
+            return
+        self.preamble += data
+        at = self.preamble.find(GREETING)
+        if at < 0:
+            if len(self.preamble) > MAX_PREAMBLE:
+                self.stderr_tail.append("the far side printed too much without starting "
+                                        "the samptwist agent")
+                self.signal("KILL")
+            return
+        rest = self.preamble[at + len(GREETING):]
+        self.preamble = self.preamble[:at]
+        self.greeted = True
+        assert self.stream is not None
+        self.link.makeConnection(self.stream.transport)
+        if rest:
+            self.link.dataReceived(rest)
+
+    def _stream_lost(self, reason: Failure) -> None:
+        self._stream_open = False
+        if self.greeted:
+            self.link.connectionLost(reason)
+        if self.reason is None:
+            # ssh ends once the far side sees the end of its input; insist if not.
+            self.reactor.callLater(3.0, self.signal, "TERM")
+        self._check_ended()
+
+    def signal(self, name: str) -> None:
+        """
+        Send signal C{name} to the command, if it still runs.
+        """
+        if self.reason is None and self.transport is not None:
+            try:
+                self.transport.signalProcess(name)
+            except Exception:
+                pass  # already gone
+
+    def processEnded(self, reason: Failure) -> None:
+        if self._stderr.strip():
+            self.stderr_tail.append(self._stderr.decode("utf-8", "replace").rstrip())
+        self.reason = reason
+        stream = self.stream
+        if self._stream_open and stream is not None and stream.transport is not None:
+            # Whatever else holds the other end, the link ends with the command.
+            stream.transport.abortConnection()  # type: ignore[attr-defined]
+        self._check_ended()
+
+    def _check_ended(self) -> None:
+        if self.reason is not None and not self._stream_open and not self.ended.called:
+            self.ended.callback(self)
+
+    def exit_text(self) -> str:
+        """
+        @return: how the command ended, in words.
+        """
+        reason = self.reason
+        if reason is None:
+            return "still running"
+        if reason.check(ProcessDone):
+            return "it exited"
+        code = getattr(reason.value, "exitCode", None)
+        signal = getattr(reason.value, "signal", None)
+        if signal:
+            return f"it was killed by signal {signal}"
+        return f"it exited with status {code}"
+
+
+class Connector:
+    """
+    Keeps a link to the far side up: runs C{argv}, and when it ends waits
+    (C{first_delay}, doubling up to C{max_delay}; back to C{first_delay}
+    after a link that lasted 30 s)
+    and runs it again.
+    """
+
+    def __init__(self, reactor: Any, agent: Agent, argv: List[str], *,
+                 description: str, say: Callable[[str], None],
+                 complain: Callable[[str], None], env: Optional[dict] = None,
+                 first_delay: float = 1.0, max_delay: float = 30.0,
+                 retry: bool = True) -> None:
+        self.reactor = reactor
+        self.agent = agent
+        self.argv = argv
+        self.description = description
+        self.say = say
+        self.complain = complain
+        self.env = dict(os.environ if env is None else env)
+        # This side's hub is not the far side's: never hand its lockfile on.
+        self.env.pop("SAMP_HUB", None)
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.retry = retry
+        self.attempts = 0
+        self.current: Optional[ProcessStream] = None
+        self._stopping = False
+        self._wait: Optional[Deferred] = None
+
+    def stop(self) -> None:
+        """
+        End the current command (by its PID) and do not start another.
+        """
+        self._stopping = True
+        if self._wait is not None and not self._wait.called:
+            self._wait.cancel()
+        current = self.current
+        if current is not None and current.reason is None:
+            if current.greeted and current.link.transport is not None:
+                current.link.transport.loseConnection()
+            else:
+                current.signal("TERM")
+
+    def start_once(self) -> ProcessStream:
+        """
+        Run the command once.
+
+        @return: its L{ProcessStream} (C{ended} fires when it ends).
+        """
+        self.attempts += 1
+        link = Link(self.agent)
+        self.agent.attach(link)
+        stream = ProcessStream(link, self.reactor, self.description,
+                               lambda line: self.complain(f"[{self.description}] {line}"))
+        stream.start(self.argv, self.env)
+        self.current = stream
+        return stream
+
+    async def run(self) -> int:
+        """
+        Keep the link up until L{stop}.
+
+        @return: the exit status: 0 after L{stop}, 1 if the far side could
+            not be started at the first attempt (or at all, without retry).
+        """
+        delay = self.first_delay
+        ever_linked = False
+        while not self._stopping:
+            started = self.reactor.seconds()
+            stream = self.start_once()
+            await stream.ended
+            lasted = self.reactor.seconds() - started
+            ever_linked = ever_linked or stream.greeted
+            if self._stopping:
+                return 0
+            if not stream.greeted:
+                tail = "; ".join(list(stream.stderr_tail)[-3:]) or \
+                    stream.preamble.decode("utf-8", "replace").strip()[-300:]
+                text = (f"could not start the samptwist agent on {self.description} "
+                        f"({stream.exit_text()}){': ' + tail if tail else ''}")
+                if not ever_linked or not self.retry:
+                    self.complain(text)
+                    return 1
+                self.complain(text)
+            else:
+                why = stream.link.cut_reason or stream.exit_text()
+                if not self.retry:
+                    self.complain(f"the link to {self.description} ended ({why})")
+                    return 1
+                if lasted >= 30:
+                    delay = self.first_delay
+            self.say(f"reconnecting to {self.description} in {delay:g}s")
+            self._wait = deferLater(self.reactor, delay, lambda: None)
+            try:
+                await self._wait
+            except Exception:
+                return 0
+            delay = min(delay * 2, self.max_delay)
+        return 0

@@ -1,0 +1,230 @@
+"""
+The client subcommands run in this process: each one's C{run(reactor,
+args, out)} is given a L{io.StringIO} for its output, against our hub
+(tests/conftest.py's C{inprocess_hub}) on loopback, with in-process
+L{SAMPClient} peers.  The end-to-end tests (the command as a subprocess,
+against our, pyvo's and JSAMP's hubs) are in the other modules.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, List, Optional
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+from samptwist.cli import build_parser
+from samptwist.cli import hub as hub_command
+from samptwist.cli._common import CLIError, error_line
+from samptwist.client import SAMPClient, error
+
+#: seconds any single step may take before the test fails
+STEP = 30.0
+
+
+class Outcome:
+    """
+    What a subcommand did: its exit status and output, or the one-line error
+    the C{samptwist} command would print.
+    """
+
+    def __init__(self, code: Optional[int], out: str, error: Optional[str]) -> None:
+        self.code = code
+        self.out = out
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"Outcome(code={self.code!r}, out={self.out!r}, error={self.error!r})"
+
+
+def start(*argv: str) -> tuple[Deferred, io.StringIO]:
+    args = build_parser().parse_args(list(argv))
+    out = io.StringIO()
+    d = Deferred.fromCoroutine(args.module.run(reactor, args, out))
+    d.addTimeout(STEP, reactor)
+    return d, out
+
+
+async def cli(*argv: str) -> Outcome:
+    d, out = start(*argv)
+    try:
+        code = await d
+    except Exception as e:
+        return Outcome(None, out.getvalue(), error_line(e))
+    return Outcome(code, out.getvalue(), None)
+
+
+@pytest.fixture
+def peers(inprocess_hub, make_client):
+    """
+    Factory of connected SAMPClient peers of our in-process hub
+    (tests/conftest.py): C{peers(name, x_test_echo=handler)} handles
+    C{x.test.echo} with C{handler}.
+    """
+
+    async def make(name: str, **handlers: Any) -> SAMPClient:
+        client = await make_client(name, connect=False, description=f"{name} peer")
+        for mtype, handler in handlers.items():
+            client.add_handler(mtype.replace("_", "."), handler)
+        await client.connect().addTimeout(STEP, reactor)
+        return client
+
+    return make
+
+
+@pytest_twisted.ensureDeferred
+async def test_clients_table_json_and_status_url(peers, lockfile):
+    echo = await peers("echoer", x_test_echo=lambda m: {"echo": m.params.get("v", "")})
+    result = await cli("clients", "--lockfile", str(lockfile))
+    assert result.code == 0, result
+    row = next(line for line in result.out.splitlines() if line.startswith("echoer "))
+    assert echo.self_id in row and "echoer peer" in row and "x.test.echo" in row
+    result = await cli("clients", "--lockfile", str(lockfile), "--json")
+    records = {r["id"]: r for r in json.loads(result.out)}
+    assert records[echo.self_id]["metadata"]["samp.name"] == "echoer"
+    result = await cli("clients", "--lockfile", str(lockfile), "--status-url")
+    assert result.code == 0 and result.out.startswith("http://127.0.0.1:"), result
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_notify_call_and_error(peers, lockfile):
+    notes: List[Any] = []
+    echo = await peers(
+        "echoer",
+        x_test_echo=lambda m: {"echo": m.params.get("v", "")},
+        x_test_fail=lambda m: error("refused on purpose"),
+        x_test_note=lambda m: notes.append(m.params),
+    )
+    lock = ("--lockfile", str(lockfile))
+    result = await cli("send", "x.test.note", "v=hi", "n=[1]", *lock)
+    assert result.code == 0 and result.out == f"notified echoer ({echo.self_id})\n", result
+    await echo.tracker.when(lambda t: notes)  # type: ignore[union-attr]
+    assert notes == [{"v": "hi", "n": ["1"]}]
+
+    result = await cli("send", "x.test.echo", "v=back", "--wait", "20", *lock)
+    assert result.code == 0, result
+    assert result.out == f'echoer ({echo.self_id}): ok {{"echo": "back"}}\n'
+
+    result = await cli("send", "x.test.echo", "v=one", "--to", "echoer", "--wait", "20",
+                       "--json", *lock)
+    assert json.loads(result.out)[echo.self_id]["samp.result"]["echo"] == "one"
+
+    result = await cli("send", "x.test.fail", "--to", echo.self_id, "--wait", "20", *lock)
+    assert result.error == "1 of 1 recipients failed: echoer", result
+    assert "error: refused on purpose" in result.out
+
+    result = await cli("send", "x.test.nobody", *lock)
+    assert result.error == "no client is subscribed to x.test.nobody" and result.out == ""
+
+
+@pytest_twisted.ensureDeferred
+async def test_ping(peers, lockfile):
+    peer = await peers("pinged")
+    result = await cli("ping", "--count", "2", "--lockfile", str(lockfile))
+    assert result.code == 0, result
+    mine = next(line for line in result.out.splitlines()
+                if line.startswith(f"pinged ({peer.self_id}): "))
+    assert mine.count(" ms") == 2
+    result = await cli("ping", "pinged", "--json", "--lockfile", str(lockfile))
+    assert list(json.loads(result.out)) == [peer.self_id]
+
+
+@pytest_twisted.ensureDeferred
+async def test_load_a_votable(peers, lockfile, tmp_path):
+    got: List[Any] = []
+    viewer = await peers("viewer", table_load_votable=lambda m: got.append(m.params) or {})
+    table = tmp_path / "t.vot"
+    table.write_text("<?xml version='1.0'?><VOTABLE version='1.4'><RESOURCE><TABLE>"
+                     "<FIELD name='a' datatype='int'/><DATA><TABLEDATA><TR><TD>1</TD></TR>"
+                     "</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>\n")
+    result = await cli("load", str(table), "--to", "viewer", "--lockfile", str(lockfile))
+    assert result.code == 0, result
+    lines = result.out.splitlines()
+    assert lines[0].startswith(f"{table}: ") and lines[0].endswith("-> table.load.votable")
+    assert lines[1].startswith(f"  viewer ({viewer.self_id}): ")
+    assert got and got[0]["url"] == table.as_uri()
+
+
+@pytest_twisted.ensureDeferred
+async def test_snoop_prints_to_its_stream(peers, lockfile):
+    sender = await peers("sender")
+    d, out = start("snoop", "--json", "--count", "2", "--no-hub-events",
+                   "--lockfile", str(lockfile))
+    await sender.wait_for_client("samptwist snoop").addTimeout(STEP, reactor)
+    await sender.notify_all("x.test.one", {"k": "1"})
+    await sender.notify_all("x.test.two", {"k": "2"})
+    assert await d == 0
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["mtype"] for r in records] == ["x.test.one", "x.test.two"]
+    assert records[0]["sender"] == sender.self_id
+
+
+@pytest.mark.parametrize("args", [
+    ("clients",), ("send", "samp.app.ping"), ("ping",), ("snoop",),
+    ("load", __file__, "--mtype", "table.load.votable"),
+])
+@pytest_twisted.ensureDeferred
+async def test_no_hub_running(args, isolated_home):
+    """No ~/.samp (HOME is a fresh directory): one line (STD-LOCK-3)."""
+    result = await cli(*args)
+    assert result.error is not None and "no SAMP hub is running" in result.error, result
+    assert str(isolated_home / ".samp") in result.error and result.out == ""
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_client_names(inprocess_hub, lockfile):
+    for args in (("send", "samp.app.ping", "--to", "nobody"), ("ping", "nobody"),
+                 ("load", __file__, "--mtype", "table.load.votable", "--to", "nobody")):
+        result = await cli(*args, "--lockfile", str(lockfile))
+        assert result.error is not None, result
+        assert "no client called 'nobody' is registered" in result.error, result
+        assert "samptwist" in result.error  # the known names are listed
+
+
+BAD_ARGUMENTS = [
+    (("frobnicate",), "invalid choice"),
+    (("send",), "the following arguments are required: MTYPE"),
+    (("send", "x.y", "novalue"), "is not of the form key=value"),
+    (("send", "x.y", "a=[1,"), "invalid JSON"),
+    (("send", "bad..mtype"), "bad..mtype"),
+    (("send", "x.y", "--wait", "soon"), "not a number of seconds"),
+    (("ping", "--count", "0"), "--count must be at least 1"),
+    (("snoop", "--subscribe", "a*b"), "not an MType pattern"),
+    (("bridge", "a.samp"), "LOCKFILE_B"),
+    (("load",), "FILE_OR_URL"),
+]
+
+
+@pytest.mark.parametrize("args, text", BAD_ARGUMENTS)
+@pytest_twisted.ensureDeferred
+async def test_bad_arguments_status_2(args, text, capsys):
+    """Refused by the parser (one line on stderr, status 2) or by the
+    subcommand before it connects (a CLIError with code 2)."""
+    try:
+        build_parser().parse_args(list(args))
+    except SystemExit as e:
+        assert e.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and text in lines[0], lines
+        return
+    d, out = start(*args)
+    try:
+        await d
+    except CLIError as e:
+        assert e.code == 2 and text in error_line(e), error_line(e)
+        assert out.getvalue() == ""
+    else:
+        pytest.fail(f"{args} was accepted")
+
+
+def test_hub_bad_option_one_line():
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as e:
+        hub_command.options(["--max-failures", "many"], err=err)
+    assert e.value.code == 2
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and "--max-failures needs a whole number" in lines[0]
