@@ -37,6 +37,7 @@ from .activity import ActivityMonitor
 from .core import Hub
 from .delivery import CallbackCaller, _Body
 from .httpguard import DEFAULT_MAX_REQUEST, GuardedSite
+from .limits import DEFAULT_LIMITS, Limits
 from .pages import HubRoot
 from .standard import StandardProfile
 from .status import StatusMonitor, StatusResource, status_url
@@ -186,8 +187,10 @@ class HubService(MultiService):
         label: str = "",
         hub_timeout: float = 0,
         client_timeout: float = 0,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         """
+        @param limits: what one client may hold (L{Limits}).
         @param label: a human-readable name, written to the lockfile as
             C{hub.label}.
         @param hub_timeout: stop the hub after this many seconds without any
@@ -208,7 +211,7 @@ class HubService(MultiService):
         self.lockfile = Path(lockfile) if lockfile is not None else hub_lockfile_path()
         self.secret = secret or new_secret()
         self.shutdown_grace = shutdown_grace
-        self.hub = Hub(reactor, max_failures=max_failures)
+        self.hub = Hub(reactor, max_failures=max_failures, limits=limits)
         self.caller = CallbackCaller(reactor, timeout=callback_timeout)
         self.standard = StandardProfile(self.hub, self.secret, self.caller)
         self.root = HubRoot(self.hub)

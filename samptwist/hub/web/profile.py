@@ -550,6 +550,7 @@ class WebProfile(xmlrpc.XMLRPC):
                 on_overflow=lambda q: self._overflow(state, q),
                 on_callback=lambda method, params: self._incoming(state, method, params),
                 rewrite=self._filter_event,
+                max_bytes=self.hub.limits.max_queue_bytes,
             )
             state.queue = queue
             self.hub.set_callback(private_key, queue)
