@@ -28,10 +28,10 @@ from ..lockfile import (
     LockInfo,
     create_exclusive,
     hub_lockfile_path,
+    inspect_lockfile,
     new_secret,
-    read_lockfile,
     remove_if_own,
-    replace_if_unchanged,
+    replace_stale,
 )
 from .activity import ActivityMonitor
 from .core import Hub
@@ -95,6 +95,8 @@ class LockfileService(Service):
         self.path = Path(path)
         self.secret = secret
         self.owned = False
+        #: seconds a broken lockfile must stay unchanged before it is replaced
+        self.settle_time = 0.5
         #: further lockfile keys (e.g. hub.label)
         self.extra: Dict[str, str] = {}
 
@@ -102,11 +104,16 @@ class LockfileService(Service):
     def acquire(self, url: str) -> Any:
         """
         Write the lockfile for the hub at C{url}: create it atomically with
-        mode 0600; if one exists, ping the hub it names and replace it only
-        if that hub does not answer.
+        mode 0600.  If one exists, ping the hub it names and replace it only
+        if that hub does not answer; replace an empty, truncated or garbage
+        file (once it has stayed unchanged for L{settle_time}) and a symlink
+        (the link, never what it points to).  See L{replace_stale}.
 
         @return: a L{Deferred} firing when the file is written, or failing
-            with L{HubAlreadyRunning}.
+            with L{HubAlreadyRunning} (a live hub owns it) or
+            L{LockfileError} (a directory or unreadable file is in the way,
+            the file cannot be written, or it keeps changing), each with a
+            one-line reason.
         """
         info = LockInfo(
             secret=self.secret,
@@ -121,31 +128,44 @@ class LockfileService(Service):
                 **self.extra,
             },
         )
-        for _ in range(5):
-            if create_exclusive(self.path, info):
-                self.owned = True
-                return
+        path = self.path
+        for _ in range(10):
             try:
-                existing = read_lockfile(self.path)
-            except LockfileError:
-                # Another hub may be writing it non-atomically: look again.
-                yield deferLater(self.reactor, 0.5, lambda: None)
-                try:
-                    existing = read_lockfile(self.path)
-                except LockfileError as e:
-                    self.log.warn("replacing unusable lockfile {path}: {e}", path=self.path, e=e)
-                    existing = LockInfo(secret="", url="")
-            if existing.url and (yield ping_hub(self.reactor, existing.url)):
-                raise HubAlreadyRunning(existing.url, str(self.path))
-            self.log.warn(
-                "lockfile {path} names a hub at {url} that does not answer; replacing it",
-                path=self.path,
-                url=existing.url or "(nowhere)",
-            )
-            if replace_if_unchanged(self.path, existing, info):
+                if create_exclusive(path, info):
+                    self.owned = True
+                    return
+            except OSError as e:
+                raise LockfileError(f"cannot write lockfile {path}: {e.strerror}") from None
+            state = inspect_lockfile(path)
+            if state.kind == "missing":
+                continue  # removed meanwhile: try again
+            if state.kind in ("other", "unreadable"):
+                raise LockfileError(
+                    f"lockfile {path} {state.detail}; remove it, or choose another "
+                    "lockfile (--lockfile or SAMP_HUB)"
+                )
+            if state.kind == "broken":
+                # Another hub may be writing it non-atomically: give it a
+                # moment, and replace it only if it stayed the same.
+                yield deferLater(self.reactor, self.settle_time, lambda: None)
+                if not inspect_lockfile(path).same_file(state):
+                    continue
+                reason = state.detail
+            elif state.kind == "valid":
+                assert state.info is not None
+                if (yield ping_hub(self.reactor, state.info.url)):
+                    raise HubAlreadyRunning(state.info.url, str(path))
+                reason = f"names a hub at {state.info.url} that does not answer"
+            else:
+                reason = state.detail
+            self.log.warn("lockfile {path} {reason}; replacing it", path=path, reason=reason)
+            if replace_stale(path, state, info):
                 self.owned = True
                 return
-        raise HubAlreadyRunning("(lockfile keeps changing)", str(self.path))
+        raise LockfileError(
+            f"lockfile {path} kept changing while this hub tried to replace it "
+            "(other hubs starting at the same moment?); try again"
+        )
 
     def stopService(self) -> None:
         super().stopService()
