@@ -30,6 +30,10 @@ DEFAULT_MAX_REQUEST = 64 * 1024 * 1024
 log = Logger()
 
 _PROLOG_READ = 64 * 1024
+#: After a 413, how much more of the body is read and dropped, and for how
+#: long, before the connection is closed anyway.
+DISCARD_BYTES = 256 * 1024 * 1024
+DISCARD_TIME = 30.0
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
 
 
@@ -38,12 +42,17 @@ class LimitedRequest(server.Request):
     A request whose body may not exceed the site's C{max_request_size}.
 
     A larger body (announced by Content-Length or discovered while chunks
-    arrive) is answered at once with C{413 Payload Too Large} and the
-    connection is closed; nothing more of it is stored or processed.
+    arrive) is answered at once with C{413 Payload Too Large}; nothing more
+    of it is stored or processed.  The rest of the body is read and
+    discarded, up to L{DISCARD_BYTES} more bytes and for L{DISCARD_TIME}
+    seconds, so that a client still writing it gets to read the answer
+    instead of a broken pipe; then the connection is closed.
     """
 
     _refused = False
     _received = 0
+    _discarded = 0
+    _drain_timer: Any = None
 
     def _limit(self) -> Optional[int]:
         return getattr(getattr(self.channel, "site", None), "max_request_size", None)
@@ -58,6 +67,9 @@ class LimitedRequest(server.Request):
 
     def handleContentChunk(self, data: bytes) -> None:
         if self._refused:
+            self._discarded += len(data)
+            if self._discarded > DISCARD_BYTES:
+                self._close()
             return
         self._received += len(data)
         limit = self._limit()
@@ -76,19 +88,41 @@ class LimitedRequest(server.Request):
         )
         body = f"request body exceeds the hub's limit of {limit} bytes\n".encode()
         transport = self.channel.transport
+        if transport is None:
+            return
+        transport.write(
+            b"HTTP/1.1 413 Payload Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Connection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        # Closing now, with body bytes unread, would make the kernel reset
+        # the connection and the client would never read the answer.
+        call_later = getattr(self.channel, "callLater", None)
+        if call_later is None:
+            self._close()
+        else:
+            self._drain_timer = call_later(DISCARD_TIME, self._close)
+
+    def _close(self) -> None:
+        timer, self._drain_timer = self._drain_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        transport = self.channel.transport if self.channel is not None else None
         if transport is not None:
-            transport.write(
-                b"HTTP/1.1 413 Payload Too Large\r\n"
-                b"Content-Type: text/plain; charset=utf-8\r\n"
-                b"Connection: close\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-            )
-        self.channel.loseConnection()
+            transport.loseConnection()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._refused:
+            self._close()  # the whole body has been read (and discarded)
             return
         super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason: Any) -> None:
+        timer, self._drain_timer = self._drain_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        super().connectionLost(reason)
 
 
 class GuardedSite(server.Site):
