@@ -63,6 +63,10 @@ class Options(usage.Options):
          "Most clients registered at once (0: no limit)."],
         ["max-pending-calls", None, str(DEFAULT_LIMITS.max_pending_calls),
          "Most calls one client may have waiting for replies."],
+        ["max-connections", None, "0",
+         "Most HTTP connections open at once; beyond that the longest idle one is closed "
+         "(0: from the open-files limit, less a reserve)."],
+        ["idle-timeout", None, "60", "Seconds after which an idle connection is closed."],
         ["max-queue-bytes", None, "64M",
          "Most bytes of messages waiting for one slow client (suffixes K, M, G allowed)."],
     ]
@@ -87,7 +91,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} needs a number of seconds") from None
             if self[name] < 0:
                 raise usage.UsageError(f"--{name} must not be negative")
-        names = ["callback-timeout", "shutdown-grace"]
+        names = ["callback-timeout", "shutdown-grace", "idle-timeout"]
         if self["web-consent-timeout"] is not None:  # else: the policy's own default
             names.append("web-consent-timeout")
         for name in names:
@@ -99,7 +103,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} must be positive")
         self["max-request-size"] = parse_size(self["max-request-size"], "--max-request-size")
         self["max-queue-bytes"] = parse_size(self["max-queue-bytes"], "--max-queue-bytes")
-        for name in ("max-failures", "max-clients", "max-pending-calls"):
+        for name in ("max-failures", "max-clients", "max-pending-calls", "max-connections"):
             try:
                 self[name] = int(self[name])
             except ValueError:
@@ -164,6 +168,8 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
         label=options["label"],
         hub_timeout=options["hub-timeout"],
         client_timeout=options["client-timeout"],
+        max_connections=options["max-connections"],
+        idle_timeout=options["idle-timeout"],
         limits=Limits(
             max_clients=options["max-clients"],
             max_pending_calls=options["max-pending-calls"],

@@ -36,7 +36,7 @@ from ..lockfile import (
 from .activity import ActivityMonitor
 from .core import Hub
 from .delivery import CallbackCaller, _Body
-from .httpguard import DEFAULT_MAX_REQUEST, GuardedSite
+from .httpguard import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_REQUEST, ConnectionLimiter, GuardedSite
 from .limits import DEFAULT_LIMITS, Limits
 from .pages import HubRoot
 from .standard import StandardProfile
@@ -208,9 +208,16 @@ class HubService(MultiService):
         hub_timeout: float = 0,
         client_timeout: float = 0,
         limits: Limits = DEFAULT_LIMITS,
+        max_connections: int = 0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         """
         @param limits: what one client may hold (L{Limits}).
+        @param max_connections: most HTTP connections open at once to the
+            Standard and Web Profile sites together (0: from the file
+            descriptor limit); see L{ConnectionLimiter}.
+        @param idle_timeout: seconds after which an idle connection to
+            either site is closed.
         @param label: a human-readable name, written to the lockfile as
             C{hub.label}.
         @param hub_timeout: stop the hub after this many seconds without any
@@ -239,8 +246,11 @@ class HubService(MultiService):
         self.status.setServiceParent(self)
         self.root.putChild(b"status", StatusResource(self.status, self.secret))
         self.root.putChild(b"xmlrpc", self.standard)
-        self.site = QuietSite(self.root)
+        self.site = QuietSite(self.root, timeout=idle_timeout)
         self.site.max_request_size = max_request_size
+        #: shared by both sites: they share the process's file descriptors
+        self.limiter = ConnectionLimiter(max_connections)
+        self.site.limiter = self.limiter
         self.lock_service = LockfileService(reactor, self.lockfile, self.secret)
         if label:
             self.lock_service.extra["hub.label"] = label
@@ -259,6 +269,8 @@ class HubService(MultiService):
                 self.hub, reactor, listen=web_listen, consent=web_consent, **(web_options or {})
             )
             self.web.site.max_request_size = max_request_size
+            self.web.site.limiter = self.limiter
+            self.web.site.timeOut = idle_timeout
             self.web.setServiceParent(self)
             self.status.attach_consent(self.web.consent)
         self.url: Optional[str] = None
