@@ -24,7 +24,7 @@ from .._log import Logger
 from ..errors import SAMPHubError, SAMPValueError
 from ..mtype import check_mtype, check_subscriptions, subscription_for
 from ..types import check_map, check_string, decode_int, samp_size
-from .callbacks import DeliveryFailed, ICallbackTarget
+from .callbacks import DeliveryFailed, ICallbackTarget, QueueFull
 from .limits import DEFAULT_LIMITS, Limits, over_limit
 
 HUB_ID = "hub"
@@ -168,6 +168,8 @@ class Hub:
         self._by_key: Dict[bytes, Client] = {}
         self._pending: Dict[str, PendingCall] = {}
         self._pending_count: Dict[str, int] = {}
+        #: clients whose full queue has been logged (until a delivery succeeds)
+        self._full_logged: set = set()
         self._subscribed_cache: Dict[str, List[Tuple[Client, Any]]] = {}
         self._observers: List[Callable[[str, Dict[str, Any]], None]] = []
         self.sender_filters: List[Callable[[Client, Dict[str, Any]], None]] = []
@@ -365,6 +367,7 @@ class Hub:
         client.registered = False
         self._clients.pop(client.public_id, None)
         self._by_key.pop(_lookup_hash(client.private_key), None)
+        self._full_logged.discard(client.public_id)
         self._subscribed_cache.clear()
         target, client.target = client.target, None
         for pending in list(self._pending.values()):
@@ -534,12 +537,18 @@ class Hub:
         notification is queued; delivery happens asynchronously.
 
         @raise SAMPHubError: for an unknown, uncallable or unsubscribed
-            recipient or an invalid message.
+            recipient, an invalid message, or a recipient whose queue is
+            full (L{QueueFull}: it is not taking callbacks fast enough).
         """
         sender = self.client_for_key(private_key)
         mtype = self._check_message(sender, message)
         recipient = self._recipient(recipient_id, mtype)
-        self._deliver_notification(sender, recipient, message)
+        full = self._deliver_notification(sender, recipient, message)
+        if full is not None:
+            raise SAMPHubError(
+                f"notification not delivered to {recipient.public_id} ({recipient.name}): "
+                f"{full}"
+            )
 
     def notify_all(self, private_key: str, message: Any) -> List[str]:
         """
@@ -554,7 +563,10 @@ class Hub:
             self._deliver_notification(sender, recipient, message)
         return [c.public_id for c in recipients]
 
-    def _deliver_notification(self, sender: Client, recipient: Client, message: Dict) -> None:
+    def _deliver_notification(
+        self, sender: Client, recipient: Client, message: Dict
+    ) -> Optional[str]:
+        # Returns why, if the recipient's queue refused it there and then.
         target = recipient.target
         assert target is not None
         self.stats.notifications += 1
@@ -567,13 +579,20 @@ class Hub:
         )
         self._emit("notify", sender=sender, recipient=recipient, message=message)
         d = target.receiveNotification(sender.public_id, message)
-        d.addCallbacks(
-            lambda _: self._delivered(recipient),
-            lambda f: self._failed(f, recipient, "notification", message),
-        )
+        full: List[str] = []
+
+        def failed(f: Failure) -> None:
+            reason = self._failed(f, recipient, "notification", message)
+            if f.check(QueueFull):
+                full.append(reason)
+
+        d.addCallbacks(lambda _: self._delivered(recipient), failed)
+        return full[0] if full else None
 
     def _delivered(self, recipient: Client) -> None:
         recipient.failures = 0
+        if self._full_logged:
+            self._full_logged.discard(recipient.public_id)
 
     def _failed(self, f: Failure, recipient: Client, what: str, message: Dict) -> str:
         error = f.value if isinstance(f.value, DeliveryFailed) else None
@@ -581,6 +600,11 @@ class Hub:
         if error is not None and error.gone:
             return reason
         self.stats.delivery_failures += 1
+        if isinstance(error, QueueFull):
+            # A sender flooding a slow client: one line, not one per message.
+            if recipient.public_id in self._full_logged:
+                return reason
+            self._full_logged.add(recipient.public_id)
         self.log.warn(
             "{what} {mtype} to {client_id} ({name}) failed: {reason}",
             what=what,

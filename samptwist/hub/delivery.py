@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
@@ -36,7 +36,7 @@ from zope.interface import implementer
 from .._log import Logger
 from ..errors import SAMPValueError
 from ..types import samp_size
-from .callbacks import DeliveryFailed, ICallbackTarget
+from .callbacks import DeliveryFailed, ICallbackTarget, QueueFull
 from .limits import DEFAULT_LIMITS, MAX_CALLBACK_URL
 
 _HEADERS = Headers({b"Content-Type": [b"text/xml"], b"User-Agent": [b"samptwist-hub"]})
@@ -652,17 +652,17 @@ class XmlRpcCallbackTarget:
         if self._closed:
             return _failed("client is gone", gone=True)
         if len(self._queue) >= self.max_queue:
-            return _failed(
+            return fail(QueueFull(
                 f"client's queue is full ({self.max_queue} callbacks waiting, its limit: "
                 "max-queue)"
-            )
+            ))
         size = samp_size(args)
         if self._queue and self.queued_bytes + size > self.max_queue_bytes:
-            return _failed(
+            return fail(QueueFull(
                 f"client's queue is full ({self.queued_bytes} bytes waiting; this callback "
                 f"of {size} bytes would pass its limit of {self.max_queue_bytes}: "
                 "max-queue-bytes)"
-            )
+            ))
         entry: Tuple[str, tuple, Deferred, int]
 
         def cancel(d: Deferred) -> None:

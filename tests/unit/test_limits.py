@@ -255,3 +255,31 @@ def test_limit_faults_reach_xmlrpc_clients():
     s = w.client()
     fault = profile.lookupProcedure("samp.hub.notifyAll")(None, s.private_key, msg("a" * 11))
     assert isinstance(fault, xmlrpc.client.Fault) and "max-mtype-length" in fault.faultString
+
+
+def test_notify_to_a_full_queue_is_a_fault_logged_once():
+    from twisted.logger import globalLogPublisher
+
+    w = Churn()
+    r = w.hub.register("standard")
+    r.t = XmlRpcCallbackTarget(w.caller, "http://127.0.0.1:1/", r.private_key,
+                               max_queue_bytes=100_000)
+    w.hub.set_callback(r.private_key, r.t)
+    w.hub.declare_subscriptions(r.private_key, {"a.b": {}})
+    s = w.client()
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for _ in range(3):  # one in flight, two queued
+            w.hub.notify(s.private_key, r.public_id, msg(data="x" * 40_000))
+        for _ in range(50):
+            with pytest.raises(SAMPHubError, match=r"notification not delivered to c\d+ .*"
+                                                   r"max-queue-bytes"):
+                w.hub.notify(s.private_key, r.public_id, msg(data="x" * 40_000))
+            w.hub.notify_all(s.private_key, msg(data="x" * 40_000))  # skipped, no fault
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [e for e in events if "failed" in e.get("log_format", "")
+                and e.get("client_id") == r.public_id]
+    assert len(warnings) == 1
+    assert r.registered  # slow, not dead: not ejected

@@ -281,8 +281,9 @@ def test_queue_overflow_ejects_and_is_reported():
     web = Web(max_queue=3)
     std, rec = web.standard()
     reg = web.register(subs={"*": {}})
-    for _ in range(3):
-        web.hub.notify(std.private_key, reg["samp.self-id"], msg("x.y"))
+    with pytest.raises(SAMPHubError, match="queue is full.*max-queue"):
+        for _ in range(4):  # a directed notification that does not fit is a fault
+            web.hub.notify(std.private_key, reg["samp.self-id"], msg("x.y"))
     web.hub.call(std.private_key, reg["samp.self-id"], "tag", msg("x.y"))
     response = rec.got[-1]
     assert response[0] == "receiveResponse"

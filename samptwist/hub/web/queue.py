@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
 from ...types import samp_size
-from ..callbacks import DeliveryFailed, ICallbackTarget
+from ..callbacks import DeliveryFailed, ICallbackTarget, QueueFull
 from ..core import DISCONNECT, HUB_ID
 from ..limits import DEFAULT_LIMITS
 
@@ -105,12 +105,11 @@ class WebCallbackQueue:
             if first and self.on_overflow is not None:
                 self.on_overflow(self)
             return fail(
-                DeliveryFailed(
+                QueueFull(
                     f"web client's callback queue is full ({len(self._items)} callbacks, "
                     f"{self.queued_bytes} bytes waiting; limits {self.max_size} callbacks "
                     f"and {self.max_bytes} bytes: max-queue, max-queue-bytes); "
-                    "it is not pulling them",
-                    unreachable=False,
+                    "it is not pulling them"
                 )
             )
         if self.rewrite is not None:
