@@ -317,3 +317,12 @@ def test_pages_learn_only_subscriptions_they_may_use():
                   and (m := args[-1])["samp.mtype"] == "samp.hub.event.subscriptions"
                   and m["samp.params"]["id"] == desktop.public_id]
     assert std_events[-1]["samp.params"]["subscriptions"] == subs
+
+
+def test_identity_info_size_is_bounded():
+    """A page cannot park megabytes in the consent queue: identity-info is bounded."""
+    web = Web()
+    fault = web.fault("register", {"samp.name": "page", "x": "y" * 300_000})
+    assert "identity-info is too large" in fault.faultString
+    assert "max-metadata-bytes" in fault.faultString
+    assert web.register()["samp.self-id"]
