@@ -41,9 +41,10 @@ class Churn:
         self.status = StatusMonitor(self.hub, self.clock)
         self.caller = CallbackCaller(self.clock, timeout=60, agent=HungAgent())
 
-    def hung_client(self, subs):
+    def hung_client(self, subs, **target_options):
         c = self.hub.register("standard")
-        c.t = XmlRpcCallbackTarget(self.caller, "http://127.0.0.1:1/", c.private_key)
+        c.t = XmlRpcCallbackTarget(self.caller, "http://127.0.0.1:1/", c.private_key,
+                                   **target_options)
         self.hub.set_callback(c.private_key, c.t)
         self.hub.declare_subscriptions(c.private_key, subs)
         return c
@@ -209,11 +210,7 @@ def test_max_clients():
 def test_queue_bytes_for_a_slow_recipient():
     """One sender flooding a slow recipient with large messages: bytes, not count."""
     w = Churn(max_queue_bytes=1_000_000)
-    r = w.hub.register("standard")
-    r.t = XmlRpcCallbackTarget(w.caller, "http://127.0.0.1:1/", r.private_key,
-                               max_queue_bytes=1_000_000)
-    w.hub.set_callback(r.private_key, r.t)
-    w.hub.declare_subscriptions(r.private_key, {"a.b": {}})
+    r = w.hung_client({"a.b": {}}, max_queue_bytes=1_000_000)
     s = w.client()
     big = msg(data="x" * 300_000)
     ids = {w.hub.call(s.private_key, r.public_id, "t", big) for _ in range(6)}
@@ -261,11 +258,7 @@ def test_notify_to_a_full_queue_is_a_fault_logged_once():
     from twisted.logger import globalLogPublisher
 
     w = Churn()
-    r = w.hub.register("standard")
-    r.t = XmlRpcCallbackTarget(w.caller, "http://127.0.0.1:1/", r.private_key,
-                               max_queue_bytes=100_000)
-    w.hub.set_callback(r.private_key, r.t)
-    w.hub.declare_subscriptions(r.private_key, {"a.b": {}})
+    r = w.hung_client({"a.b": {}}, max_queue_bytes=100_000)
     s = w.client()
     events = []
     globalLogPublisher.addObserver(events.append)
