@@ -653,8 +653,14 @@ class Hub:
         if self._pending.pop(pending.msg_id, None) is None:
             return False
         delivery, pending.delivery = pending.delivery, None
-        if drop_delivery and delivery is not None and not delivery.called:
-            delivery.cancel()
+        if drop_delivery:
+            if delivery is not None and not delivery.called:
+                delivery.cancel()
+            # Targets that count a queued callback as delivered (the Web
+            # Profile's pull queue) drop it themselves.
+            discard_call = getattr(pending.recipient.target, "discard_call", None)
+            if discard_call is not None:
+                discard_call(pending.msg_id)
         key = pending.sender.public_id
         left = self._pending_count.get(key, 1) - 1
         if left:

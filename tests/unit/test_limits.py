@@ -276,3 +276,19 @@ def test_notify_to_a_full_queue_is_a_fault_logged_once():
                 and e.get("client_id") == r.public_id]
     assert len(warnings) == 1
     assert r.registered  # slow, not dead: not ejected
+
+
+def test_ended_calls_leave_nothing_in_a_web_pull_queue():
+    w = Churn()
+    r = w.hub.register("web")
+    q = WebCallbackQueue(w.clock)
+    w.hub.set_callback(r.private_key, q)
+    w.hub.declare_subscriptions(r.private_key, {"a.b": {}})
+    s = w.client()
+    waits = [swallow(w.hub.call_and_wait(s.private_key, r.public_id, msg(), "1"))
+             for _ in range(100)]
+    kept = w.hub.call(s.private_key, r.public_id, "t", msg())
+    w.clock.advance(2)
+    assert all(x and x[0].check(SAMPHubError) for x in waits)
+    assert len(q) == 1 and q.queued_bytes == samp_size([s.public_id, kept, msg()])
+    assert [item["samp.params"][1] for item in q.take()] == [kept]

@@ -130,6 +130,21 @@ class WebCallbackQueue:
     def receiveResponse(self, responderId: str, msgTag: str, response: Dict[str, Any]) -> Deferred:
         return self._enqueue("receiveResponse", [responderId, msgTag, response])
 
+    def discard_call(self, msg_id: str) -> bool:
+        """
+        Drop the queued C{receiveCall} of C{msg_id} (the call ended before
+        the client pulled it).
+
+        @return: whether it was queued.
+        """
+        for item in self._items:
+            params = item["samp.params"]
+            if item["samp.methodName"] == "receiveCall" and params[1] == msg_id:
+                self._items.remove(item)
+                self.queued_bytes = max(0, self.queued_bytes - samp_size(params))
+                return True
+        return False
+
     def close(self) -> None:
         """
         The client left: accept nothing more and release a parked poll with
