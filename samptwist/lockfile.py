@@ -6,9 +6,11 @@ safely (checklist STD-LOCK-*, STD-LOCKFMT-*, STD-LOCKSEC-*).
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional
@@ -47,10 +49,11 @@ class LockInfo:
     extra: Dict[str, str] = field(default_factory=dict)
 
 
-def parse_lockfile(text: str, source: str = "lockfile") -> LockInfo:
+def parse_lockfile(text: str, source: str = "lockfile", warn: bool = True) -> LockInfo:
     """
     Parse lockfile text tolerantly: comments and blank lines are skipped, any
-    line ending is accepted, and malformed lines are ignored with a warning.
+    line ending is accepted, and malformed lines are ignored (with a warning
+    if C{warn}).
 
     @raise LockfileError: if a required key is missing.
     """
@@ -60,6 +63,8 @@ def parse_lockfile(text: str, source: str = "lockfile") -> LockInfo:
             continue
         name, sep, value = line.partition("=")
         if not sep or not _NAME.match(name):
+            if not warn:
+                continue
             log.warn("{source}:{number}: ignoring malformed line", source=source, number=number)
             continue
         values[name] = value
@@ -179,7 +184,8 @@ def read_lockfile(path: Path) -> LockInfo:
 
 def _write_temp(path: Path, text: str) -> Path:
     temp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # O_EXCL: a new file, never an existing one or a symlink's target.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, text.encode("ascii"))
@@ -208,26 +214,131 @@ def create_exclusive(path: Path, info: LockInfo) -> bool:
     return True
 
 
-def replace_if_unchanged(path: Path, stale: LockInfo, info: LockInfo) -> bool:
-    """
-    Replace a stale lockfile, but only if it still holds C{stale}'s secret
-    (another hub may have replaced it meanwhile).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+#: a lockfile is a few hundred bytes; a larger file there is not one
+MAX_LOCKFILE_SIZE = 64 * 1024
 
-    @return: C{True} if C{info} is now in the file.
+
+@dataclass
+class LockfileState:
+    """
+    What is at a lockfile's path, as a hub about to start sees it (symlinks
+    are never followed).
+
+    @ivar kind: C{"missing"}; C{"valid"} (L{info} is set); C{"broken"}
+        (a regular file that is not a usable lockfile: empty, truncated,
+        garbage, too large); C{"symlink"}; C{"unreadable"} (a regular file
+        this user cannot read); C{"other"} (a directory, FIFO, socket...).
+    @ivar detail: why, in words, for logs and refusals.
+    @ivar info: the parsed lockfile, for C{"valid"}.
+    """
+
+    kind: str
+    detail: str = ""
+    info: Optional[LockInfo] = None
+    identity: Optional[tuple] = None
+
+    def same_file(self, other: LockfileState) -> bool:
+        """
+        @return: whether C{other} saw the very same, unchanged file.
+        """
+        return self.identity is not None and self.identity == other.identity
+
+
+def _identity(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def inspect_lockfile(path: Path) -> LockfileState:
+    """
+    Look at C{path} without following a symlink and without blocking (a
+    FIFO there is reported, not opened for reading).
+
+    @return: a L{LockfileState}.
     """
     path = Path(path)
     try:
-        current = read_lockfile(path)
-    except LockfileError:
-        current = None
-    if current is not None and current.secret != stale.secret:
-        return False
-    if current is not None:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return LockfileState("missing", f"{path} does not exist")
+    except OSError as e:
+        return LockfileState("unreadable", f"cannot examine {path}: {e.strerror}")
+    if stat.S_ISLNK(st.st_mode):
         try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    return create_exclusive(path, info)
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return LockfileState(
+            "symlink", f"is a symbolic link (to {target}), not a lockfile", identity=_identity(st)
+        )
+    if not stat.S_ISREG(st.st_mode):
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        return LockfileState("other", f"is {what}", identity=_identity(st))
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+    except FileNotFoundError:
+        return LockfileState("missing", f"{path} does not exist")
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # became a symlink meanwhile
+            return inspect_lockfile(path)
+        return LockfileState("unreadable", f"cannot be read ({e.strerror})", identity=_identity(st))
+    try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            return inspect_lockfile(path)  # replaced meanwhile: look again
+        data = os.read(fd, MAX_LOCKFILE_SIZE + 1)
+    except OSError as e:
+        return LockfileState("unreadable", f"cannot be read ({e.strerror})", identity=_identity(st))
+    finally:
+        os.close(fd)
+    identity = _identity(opened)
+    if not data:
+        return LockfileState("broken", "is empty", identity=identity)
+    if len(data) > MAX_LOCKFILE_SIZE:
+        return LockfileState(
+            "broken", f"is over {MAX_LOCKFILE_SIZE} bytes, not a lockfile", identity=identity
+        )
+    try:
+        info = parse_lockfile(data.decode("ascii", errors="replace"), str(path), warn=False)
+    except LockfileError:
+        return LockfileState(
+            "broken",
+            f"is not a usable lockfile (it lacks {' or '.join(REQUIRED)}: truncated or garbage)",
+            identity=identity,
+        )
+    return LockfileState("valid", "", info, identity)
+
+
+def replace_stale(path: Path, stale: LockfileState, info: LockInfo) -> bool:
+    """
+    Replace what L{inspect_lockfile} found at C{path} (a stale or broken
+    lockfile, or a symlink) with a new lockfile holding C{info}, safely:
+    the old entry is renamed aside (a symlink is moved, never followed or
+    written through), and if what was moved is not the file judged stale
+    (another hub replaced it meanwhile) it is put back and nothing is
+    written.  The new file is created as by L{create_exclusive}.
+
+    @return: C{True} if C{info} is now in the file; C{False} if another hub
+        got there first (inspect again).
+    """
+    path = Path(path)
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(6)}.stale")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return create_exclusive(path, info)
+    try:
+        moved = os.lstat(aside)
+        if _identity(moved) != stale.identity:
+            try:  # not what we judged: give it back
+                os.link(aside, path, follow_symlinks=False)
+            except FileExistsError:
+                pass
+            return False
+        return create_exclusive(path, info)
+    finally:
+        os.unlink(aside)
 
 
 def remove_if_own(path: Path, secret: str) -> bool:
@@ -237,11 +348,8 @@ def remove_if_own(path: Path, secret: str) -> bool:
     @return: whether it was deleted.
     """
     path = Path(path)
-    try:
-        current = read_lockfile(path)
-    except LockfileError:
-        return False
-    if not secrets.compare_digest(current.secret, secret):
+    current = inspect_lockfile(path).info  # never through a symlink
+    if current is None or not secrets.compare_digest(current.secret, secret):
         return False
     try:
         os.unlink(path)

@@ -14,6 +14,7 @@ from twisted.python import usage
 
 from ._log import Logger, set_level
 from .errors import HubAlreadyRunning, LockfileError
+from .hub.limits import DEFAULT_LIMITS, Limits
 from .hub.service import DEFAULT_LISTEN, HubService
 from .lockfile import hub_lockfile_path
 
@@ -58,6 +59,16 @@ class Options(usage.Options):
          "Unregister clients silent for this many seconds (0: never)."],
         ["max-request-size", None, "64M",
          "Largest request body accepted, in bytes (suffixes K, M, G allowed)."],
+        ["max-clients", None, str(DEFAULT_LIMITS.max_clients),
+         "Most clients registered at once (0: no limit)."],
+        ["max-pending-calls", None, str(DEFAULT_LIMITS.max_pending_calls),
+         "Most calls one client may have waiting for replies."],
+        ["max-connections", None, "0",
+         "Most HTTP connections open at once; beyond that the longest idle one is closed "
+         "(0: from the open-files limit, less a reserve)."],
+        ["idle-timeout", None, "60", "Seconds after which an idle connection is closed."],
+        ["max-queue-bytes", None, "64M",
+         "Most bytes of messages waiting for one slow client (suffixes K, M, G allowed)."],
     ]
     optFlags = [["no-web", None, "Do not run the Web Profile."]]
 
@@ -84,7 +95,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} needs a number of seconds") from None
             if self[name] < 0:
                 raise usage.UsageError(f"--{name} must not be negative")
-        names = ["callback-timeout", "shutdown-grace"]
+        names = ["callback-timeout", "shutdown-grace", "idle-timeout"]
         if self["web-consent-timeout"] is not None:  # else: the policy's own default
             names.append("web-consent-timeout")
         for name in names:
@@ -95,10 +106,16 @@ class Options(usage.Options):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be positive")
         self["max-request-size"] = parse_size(self["max-request-size"], "--max-request-size")
-        try:
-            self["max-failures"] = int(self["max-failures"])
-        except ValueError:
-            raise usage.UsageError("--max-failures needs a whole number") from None
+        self["max-queue-bytes"] = parse_size(self["max-queue-bytes"], "--max-queue-bytes")
+        for name in ("max-failures", "max-clients", "max-pending-calls", "max-connections"):
+            try:
+                self[name] = int(self[name])
+            except ValueError:
+                raise usage.UsageError(f"--{name} needs a whole number") from None
+            if self[name] < 0:
+                raise usage.UsageError(f"--{name} must not be negative")
+        if self["max-pending-calls"] == 0:
+            raise usage.UsageError("--max-pending-calls must be positive")
         if self["lockfile"] is None:
             try:
                 self["lockfile"] = hub_lockfile_path()
@@ -156,6 +173,13 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
         label=options["label"],
         hub_timeout=options["hub-timeout"],
         client_timeout=options["client-timeout"],
+        max_connections=options["max-connections"],
+        idle_timeout=options["idle-timeout"],
+        limits=Limits(
+            max_clients=options["max-clients"],
+            max_pending_calls=options["max-pending-calls"],
+            max_queue_bytes=options["max-queue-bytes"],
+        ),
     )
     service.ready.addErrback(_fatal, reactor)
     service.stopped.addCallback(lambda _: _stop_reactor(reactor))

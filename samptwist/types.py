@@ -171,3 +171,19 @@ def from_native(value: Any) -> SAMPValue:
     if isinstance(value, Mapping):
         return {str(k): from_native(v) for k, v in value.items()}
     raise SAMPValueError(f"{type(value).__name__} {value!r:.40} has no SAMP encoding")
+
+
+def samp_size(value: Any) -> int:
+    """
+    @return: the approximate size in bytes of a SAMP value as the hub holds
+        it: the length of every string and map key, plus 8 per list item or
+        map entry.  Deep or odd values are not checked here (see
+        L{check_value}).
+    """
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(k) + 8 + samp_size(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(8 + samp_size(v) for v in value)
+    return 8

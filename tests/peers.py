@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import os
 import re
@@ -33,7 +34,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 HUB_READY_TEXT = "SAMP hub ready"
 HUB_START_TIMEOUT = 30.0
@@ -249,6 +250,13 @@ def _read_until_ready(
             # The contract says the lockfile exists before the ready line is logged.
 
 
+def _limit_files(nofile: int) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+
+
 def _drain(hub: RunningHub) -> None:
     assert hub.proc.stdout is not None
     fd = hub.proc.stdout.fileno()
@@ -276,10 +284,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> tuple[int, bool]:
 
 
 @contextlib.contextmanager
-def running_hub(tmp_path: Path, *extra_args: str) -> Iterator[RunningHub]:
+def running_hub(
+    tmp_path: Path, *extra_args: str, nofile: Optional[int] = None
+) -> Iterator[RunningHub]:
     """
     Start our hub as a subprocess with HOME=tmp_path/home and lockfile
-    tmp_path/home/.samp; yield a RunningHub.  On exit: SIGTERM (this PID only),
+    tmp_path/home/.samp (and, with C{nofile}, that soft RLIMIT_NOFILE); yield
+    a RunningHub.  On exit: SIGTERM (this PID only),
     bounded wait, SIGKILL if needed; then assert exit status 0 and that the
     lockfile was removed (STD-LOCKSEC-4, STD-SHUT-1).
     """
@@ -297,6 +308,7 @@ def running_hub(tmp_path: Path, *extra_args: str) -> Iterator[RunningHub]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a Ctrl-C in the terminal must not hit the hub first
+        preexec_fn=None if nofile is None else functools.partial(_limit_files, nofile),
     )
     try:
         ready, chunks = _read_until_ready(proc, lockfile, time.monotonic() + HUB_START_TIMEOUT)

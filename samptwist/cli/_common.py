@@ -15,6 +15,7 @@ from twisted.internet.defer import TimeoutError
 
 from ..client import SAMPClient
 from ..client.errors import HubUnreachable
+from ..client.naming import matches_by_name
 from ..errors import LockfileError, SAMPCallError, SAMPHubError, SAMPValueError
 from ..types import from_native
 
@@ -130,26 +131,21 @@ def client_name(info: Mapping[str, Any], client_id: str) -> str:
 
 def resolve(clients: Mapping[str, Mapping[str, Any]], wanted: str) -> str:
     """
-    Find a client by id or C{samp.name} (exact, then case-insensitive).
+    Find a client by id or C{samp.name} (exact, then case-insensitive:
+    L{samptwist.client.naming.matches_by_name}).
 
     @return: its id.
     @raise CLIError: if no client, or several, fit.
     """
     if wanted in clients:
         return wanted
-    for fold in (False, True):
-        ids = sorted(
-            i
-            for i, info in clients.items()
-            if (client_name(info, "").lower() if fold else client_name(info, "")) ==
-            (wanted.lower() if fold else wanted)
+    ids = matches_by_name(((i, client_name(info, "")) for i, info in clients.items()), wanted)
+    if len(ids) == 1:
+        return ids[0]
+    if len(ids) > 1:
+        raise CLIError(
+            f"several clients are called {wanted!r} ({', '.join(ids)}); give an id instead"
         )
-        if len(ids) == 1:
-            return ids[0]
-        if len(ids) > 1:
-            raise CLIError(
-                f"several clients are called {wanted!r} ({', '.join(ids)}); give an id instead"
-            )
     names = sorted({client_name(info, i) for i, info in clients.items()})
     raise CLIError(
         f"no client called {wanted!r} is registered (known: {', '.join(names) or 'none'})"

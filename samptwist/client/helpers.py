@@ -25,6 +25,7 @@ from ..errors import SAMPCallError
 from .connection import SAMPClient
 from .errors import BroadcastTimeout
 from .handlers import make_message
+from .naming import pick_by_name
 
 TABLE_MTYPE = "table.load.votable"
 IMAGE_MTYPE = "image.load.fits"
@@ -36,17 +37,21 @@ async def _find(client: SAMPClient, name: str) -> str:
         found = client.tracker.find(name)
         if found is not None:
             return found
+    names = []
     for client_id in await client.get_registered_clients():
         metadata = await client.get_metadata(client_id)
-        if metadata.get("samp.name") == name:
-            return str(client_id)
-    raise KeyError(name)
+        names.append((str(client_id), metadata.get("samp.name")))
+    found = pick_by_name(names, name)
+    if found is None:
+        raise KeyError(name)
+    return found
 
 
 def find_client(client: SAMPClient, name: str) -> Deferred:
     """
     @return: a L{Deferred} firing with the id of the client whose
-        C{samp.name} is C{name}, or failing with C{KeyError}.
+        C{samp.name} is C{name} (exactly, else ignoring case: see
+        L{samptwist.client.naming}), or failing with C{KeyError}.
     """
     return Deferred.fromCoroutine(_find(client, name))
 
@@ -212,10 +217,12 @@ def _dispatch(conn: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _find_blocking(conn: Any, name: str) -> str:
-    for client_id in conn.get_registered_clients():
-        if conn.get_metadata(client_id).get("samp.name") == name:
-            return str(client_id)
-    raise KeyError(name)
+    names = [(str(i), conn.get_metadata(i).get("samp.name"))
+             for i in conn.get_registered_clients()]
+    found = pick_by_name(names, name)
+    if found is None:
+        raise KeyError(name)
+    return found
 
 
 def _send_blocking(conn: Any, mtype: str, params: Dict[str, Any], recipient: Optional[str],

@@ -68,6 +68,9 @@ class TreqPoster:
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = 4
         self.pool.retryAutomatically = False
+        # Drop idle connections before the hub does (its default idle
+        # time-out is 60 s), so a request never races the hub's close.
+        self.pool.cachedConnectionTimeout = 30
         self.pool._factory = _QuietFactory
         self.http = HTTPClient(Agent(reactor, pool=self.pool, connectTimeout=connect_timeout))
         oneshot = HTTPConnectionPool(reactor, persistent=False)

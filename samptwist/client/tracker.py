@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, gatherResults
 
 from .._log import Logger
 from ..mtype import subscription_for
+from .naming import pick_by_name
 from .observer import Observable
 
 REGISTER = "samp.hub.event.register"
@@ -211,15 +212,10 @@ class ClientTracker:
 
     def find(self, name: str) -> Optional[str]:
         """
-        @return: the id of a client named C{name} (case-insensitively if no
-            exact match), or C{None}.
+        @return: the id of a client named C{name}, by the rule of
+            L{samptwist.client.naming.pick_by_name}, or C{None}.
         """
-        ids = self.ids_by_name(name)
-        if not ids:
-            ids = sorted(
-                i for i, c in self.clients.items() if (c.name or "").lower() == name.lower()
-            )
-        return ids[0] if ids else None
+        return pick_by_name(((i, c.name) for i, c in self.clients.items()), name)
 
     def subscribed(self, mtype: str) -> Dict[str, Any]:
         """

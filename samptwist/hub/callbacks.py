@@ -30,6 +30,16 @@ class DeliveryFailed(Exception):
         self.gone = gone
 
 
+class QueueFull(DeliveryFailed):
+    """
+    A callback was refused because too many callbacks, or too many bytes of
+    them, are already waiting for the client (it is alive but slow).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, unreachable=False)
+
+
 class ICallbackTarget(Interface):
     """
     Something the hub can deliver callbacks to on behalf of one client.

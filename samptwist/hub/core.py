@@ -23,8 +23,9 @@ from .._log import Logger
 from .._version import __version__
 from ..errors import SAMPHubError, SAMPValueError
 from ..mtype import check_mtype, check_subscriptions, subscription_for
-from ..types import check_map, check_string, decode_int
-from .callbacks import DeliveryFailed, ICallbackTarget
+from ..types import check_map, check_string, decode_int, samp_size
+from .callbacks import DeliveryFailed, ICallbackTarget, QueueFull
+from .limits import DEFAULT_LIMITS, Limits, over_limit
 
 HUB_ID = "hub"
 
@@ -87,14 +88,24 @@ class Client:
 class PendingCall:
     """
     A call that has been (or is being) delivered and is waiting for a reply.
+
+    @ivar number: the hub's count of calls when this one was made (for
+        status displays).
+    @ivar started: when it was made, in reactor seconds.
+    @ivar delivery: the delivery of the call while it is under way; it is
+        cancelled when the call ends first, so a queued callback of an
+        ended call does not linger.
     """
 
     msg_id: str
     sender: Client
     recipient: Client
     msg_tag: Optional[str]
+    mtype: str = ""
     waiter: Optional[Deferred] = None  # set for callAndWait
-    sender_gone: bool = False
+    number: int = 0
+    started: float = 0.0
+    delivery: Optional[Deferred] = None
 
 
 class HubStats:
@@ -127,8 +138,9 @@ class Hub:
         metadata: Optional[Dict[str, Any]] = None,
         max_failures: int = 3,
         max_wait: float = 12 * 3600,
-        max_pending_per_client: int = 10_000,
+        max_pending_per_client: Optional[int] = None,
         sender_filter: Optional[Callable[[Client, str], None]] = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         """
         @param reactor: provides C{callLater} for timeouts.
@@ -137,12 +149,17 @@ class Hub:
             client is forcibly unregistered (0 disables ejection).
         @param max_wait: cap, in seconds, on any callAndWait (HUB-WAIT-3).
         @param max_pending_per_client: how many calls one client may have
-            waiting for replies at once.
+            waiting for replies at once (default: C{limits.max_pending_calls}).
+        @param limits: what one client may hold (L{Limits}).
         """
         self.reactor = reactor
         self.max_failures = max_failures
         self.max_wait = max_wait
-        self.max_pending_per_client = max_pending_per_client
+        self.limits = limits
+        self.max_pending_per_client = (
+            limits.max_pending_calls if max_pending_per_client is None
+            else max_pending_per_client
+        )
         self.stats = HubStats()
         self.started = reactor.seconds()
         #: when a client last made a hub call (for inactivity time-outs)
@@ -157,6 +174,8 @@ class Hub:
         # declaring it (a dict as an ordered set), so finding the
         # subscribers of an MType touches only them, never every client.
         self._by_pattern: Dict[str, Dict[Client, None]] = {}
+        #: clients whose full queue has been logged (until a delivery succeeds)
+        self._full_logged: set = set()
         self._subscribed_cache: Dict[str, List[Tuple[Client, Any]]] = {}
         self._observers: List[Callable[[str, Dict[str, Any]], None]] = []
         self.sender_filters: List[Callable[[Client, Dict[str, Any]], None]] = []
@@ -258,6 +277,26 @@ class Hub:
         )
 
     @property
+    def pending_calls(self) -> int:
+        """
+        How many calls are waiting for replies.
+        """
+        return len(self._pending)
+
+    def record_counts(self) -> Dict[str, int]:
+        """
+        @return: how many records of each kind the hub holds (for tests and
+            leak hunting): registered clients and key index entries, pending
+            calls and senders with pending calls.
+        """
+        return {
+            "clients": len(self._clients),
+            "keys": len(self._by_key),
+            "pending": len(self._pending),
+            "pending_senders": len(self._pending_count),
+        }
+
+    @property
     def clients(self) -> List[Client]:
         """
         Every registered client, the hub's own client first (a new list:
@@ -284,6 +323,12 @@ class Hub:
         """
         if not self.running:
             raise SAMPHubError("the hub is shutting down")
+        most = self.limits.max_clients
+        if most and len(self._clients) > most:  # the hub client is not counted
+            raise SAMPHubError(
+                f"registration refused: the hub already has {most} registered clients, "
+                "its limit (max-clients)"
+            )
         self._last_id += 1
         client = Client(
             f"c{self._last_id}", self._new_key(), profile, info=dict(info or {}),
@@ -355,6 +400,7 @@ class Hub:
         client.registered = False
         self._clients.pop(client.public_id, None)
         self._by_key.pop(_lookup_hash(client.private_key), None)
+        self._full_logged.discard(client.public_id)
         self._unindex(client)
         target, client.target = client.target, None
         for pending in list(self._pending.values()):
@@ -365,9 +411,10 @@ class Hub:
                                    " before replying"),
                 )
             elif pending.sender is client:
-                pending.sender_gone = True
+                # Nobody is left to answer: forget the call (a later reply
+                # from its recipient is refused).
+                self._discard(pending)
                 if pending.waiter is not None:
-                    self._discard(pending)
                     pending.waiter.cancel()
         if close and target is not None:
             target.close()
@@ -405,7 +452,13 @@ class Hub:
         @raise SAMPValueError: if C{metadata} is not a SAMP map.
         """
         client = self.client_for_key(private_key)
-        client.metadata = check_map(metadata, "metadata")
+        check_map(metadata, "metadata")
+        size = samp_size(metadata)
+        if size > self.limits.max_metadata_bytes:
+            raise over_limit(
+                "metadata", size, self.limits.max_metadata_bytes, "bytes", "max-metadata-bytes"
+            )
+        client.metadata = metadata
         self._emit("metadata", client=client)
         self._hub_event(METADATA, {"id": client.public_id, "metadata": client.metadata})
 
@@ -424,6 +477,12 @@ class Hub:
         """
         client = self.client_for_key(private_key)
         check_map(subscriptions, "subscriptions")
+        size = samp_size(subscriptions)
+        if size > self.limits.max_subscriptions_bytes:
+            raise over_limit(
+                "subscriptions map", size, self.limits.max_subscriptions_bytes, "bytes",
+                "max-subscriptions-bytes",
+            )
         check_subscriptions(subscriptions)
         self._unindex(client)
         client.subscriptions = subscriptions
@@ -478,6 +537,7 @@ class Hub:
             the caller subscribed to C{mtype} (HUB-LIST-2).
         """
         caller = self.client_for_key(private_key)
+        self._check_mtype_length(mtype)
         check_mtype(mtype)
         return {c.public_id: note for c, note in self.subscribed(mtype) if c is not caller}
 
@@ -488,6 +548,7 @@ class Hub:
         mtype = message.get("samp.mtype")
         if mtype is None:
             raise SAMPValueError("message has no samp.mtype")
+        self._check_mtype_length(mtype)
         check_mtype(mtype)
         params = message.get("samp.params", {})
         if not isinstance(params, dict):
@@ -495,6 +556,11 @@ class Hub:
         for check in self.sender_filters:
             check(sender, message)
         return mtype
+
+    def _check_mtype_length(self, mtype: Any) -> None:
+        most = self.limits.max_mtype_length
+        if isinstance(mtype, str) and len(mtype) > most:
+            raise over_limit("MType", len(mtype), most, "characters", "max-mtype-length")
 
     def _recipient(self, recipient_id: Any, mtype: str) -> Client:
         recipient = self.client_by_id(recipient_id)
@@ -512,12 +578,18 @@ class Hub:
         notification is queued; delivery happens asynchronously.
 
         @raise SAMPHubError: for an unknown, uncallable or unsubscribed
-            recipient or an invalid message.
+            recipient, an invalid message, or a recipient whose queue is
+            full (L{QueueFull}: it is not taking callbacks fast enough).
         """
         sender = self.client_for_key(private_key)
         mtype = self._check_message(sender, message)
         recipient = self._recipient(recipient_id, mtype)
-        self._deliver_notification(sender, recipient, message)
+        full = self._deliver_notification(sender, recipient, message)
+        if full is not None:
+            raise SAMPHubError(
+                f"notification not delivered to {recipient.public_id} ({recipient.name}): "
+                f"{full}"
+            )
 
     def notify_all(self, private_key: str, message: Any) -> List[str]:
         """
@@ -532,7 +604,10 @@ class Hub:
             self._deliver_notification(sender, recipient, message)
         return [c.public_id for c in recipients]
 
-    def _deliver_notification(self, sender: Client, recipient: Client, message: Dict) -> None:
+    def _deliver_notification(
+        self, sender: Client, recipient: Client, message: Dict
+    ) -> Optional[str]:
+        # Returns why, if the recipient's queue refused it there and then.
         target = recipient.target
         assert target is not None
         self.stats.notifications += 1
@@ -545,13 +620,20 @@ class Hub:
         )
         self._emit("notify", sender=sender, recipient=recipient, message=message)
         d = target.receiveNotification(sender.public_id, message)
-        d.addCallbacks(
-            lambda _: self._delivered(recipient),
-            lambda f: self._failed(f, recipient, "notification", message),
-        )
+        full: List[str] = []
+
+        def failed(f: Failure) -> None:
+            reason = self._failed(f, recipient, "notification", message)
+            if f.check(QueueFull):
+                full.append(reason)
+
+        d.addCallbacks(lambda _: self._delivered(recipient), failed)
+        return full[0] if full else None
 
     def _delivered(self, recipient: Client) -> None:
         recipient.failures = 0
+        if self._full_logged:
+            self._full_logged.discard(recipient.public_id)
 
     def _failed(self, f: Failure, recipient: Client, what: str, message: Dict) -> str:
         error = f.value if isinstance(f.value, DeliveryFailed) else None
@@ -559,6 +641,11 @@ class Hub:
         if error is not None and error.gone:
             return reason
         self.stats.delivery_failures += 1
+        if isinstance(error, QueueFull):
+            # A sender flooding a slow client: one line, not one per message.
+            if recipient.public_id in self._full_logged:
+                return reason
+            self._full_logged.add(recipient.public_id)
         self.log.warn(
             "{what} {mtype} to {client_id} ({name}) failed: {reason}",
             what=what,
@@ -576,23 +663,45 @@ class Hub:
                 )
         return reason
 
-    def _new_pending(
-        self, sender: Client, recipient: Client, msg_tag: Optional[str]
-    ) -> PendingCall:
+    def _check_pending(self, sender: Client, more: int = 1) -> None:
         count = self._pending_count.get(sender.public_id, 0)
-        if count >= self.max_pending_per_client:
+        if count + more > self.max_pending_per_client:
             raise SAMPHubError(
-                f"too many outstanding calls ({count}); wait for replies before calling again"
+                f"too many outstanding calls ({count} waiting for replies, limit "
+                f"{self.max_pending_per_client}: max-pending-calls); wait for replies "
+                "before calling again"
             )
+
+    def _new_pending(
+        self, sender: Client, recipient: Client, msg_tag: Optional[str], mtype: str
+    ) -> PendingCall:
+        self._check_pending(sender)
+        count = self._pending_count.get(sender.public_id, 0)
         msg_id = "m-" + secrets.token_urlsafe(18)
-        pending = PendingCall(msg_id, sender, recipient, msg_tag)
+        pending = PendingCall(msg_id, sender, recipient, msg_tag, mtype)
         self._pending[msg_id] = pending
         self._pending_count[sender.public_id] = count + 1
         return pending
 
-    def _discard(self, pending: PendingCall) -> bool:
+    def _discard(self, pending: PendingCall, drop_delivery: bool = True) -> bool:
+        """
+        Forget C{pending}, whatever ended it, and (with C{drop_delivery})
+        cancel its delivery if that is still under way: a time-out or a
+        departed caller leaves no callback queued behind.
+
+        @return: whether it was still pending.
+        """
         if self._pending.pop(pending.msg_id, None) is None:
             return False
+        delivery, pending.delivery = pending.delivery, None
+        if drop_delivery:
+            if delivery is not None and not delivery.called:
+                delivery.cancel()
+            # Targets that count a queued callback as delivered (the Web
+            # Profile's pull queue) drop it themselves.
+            discard_call = getattr(pending.recipient.target, "discard_call", None)
+            if discard_call is not None:
+                discard_call(pending.msg_id)
         key = pending.sender.public_id
         left = self._pending_count.get(key, 1) - 1
         if left:
@@ -607,6 +716,8 @@ class Hub:
         target = pending.recipient.target
         assert target is not None
         self.stats.calls += 1
+        pending.number = self.stats.calls
+        pending.started = self.reactor.seconds()
         self.log.debug(
             "call {mtype} {sender} -> {recipient} ({msg_id}): {params}",
             mtype=message.get("samp.mtype"),
@@ -621,10 +732,20 @@ class Hub:
             recipient=pending.recipient,
             message=message,
             msg_id=pending.msg_id,
+            pending=pending,
         )
         d = target.receiveCall(pending.sender.public_id, pending.msg_id, message)
+        if not d.called:
+            pending.delivery = d
+
+        def delivered(_: object) -> None:
+            pending.delivery = None
+            self._delivered(pending.recipient)
 
         def failed(f: Failure) -> None:
+            pending.delivery = None
+            if f.check(CancelledError):
+                return  # the call ended before its delivery: nothing to say
             reason = self._failed(f, pending.recipient, "call", message)
             if pending.msg_id in self._pending:
                 self._finish(
@@ -635,12 +756,17 @@ class Hub:
                     ),
                 )
 
-        d.addCallbacks(lambda _: self._delivered(pending.recipient), failed)
+        d.addCallbacks(delivered, failed)
 
     def _check_call(self, private_key: str, msg_tag: Any, message: Any) -> Tuple[Client, str]:
         sender = self.client_for_key(private_key)
         if not isinstance(msg_tag, str):
             raise SAMPValueError("msg-tag must be a string")
+        if len(msg_tag) > self.limits.max_msg_tag_length:
+            raise over_limit(
+                "msg-tag", len(msg_tag), self.limits.max_msg_tag_length, "characters",
+                "max-msg-tag-length",
+            )
         check_string(msg_tag, "msg-tag")
         mtype = self._check_message(sender, message)
         self._require_callable(sender)
@@ -662,7 +788,7 @@ class Hub:
         """
         sender, mtype = self._check_call(private_key, msg_tag, message)
         recipient = self._recipient(recipient_id, mtype)
-        pending = self._new_pending(sender, recipient, msg_tag)
+        pending = self._new_pending(sender, recipient, msg_tag, mtype)
         self._deliver_call(pending, message)
         return pending.msg_id
 
@@ -674,7 +800,8 @@ class Hub:
         """
         sender, mtype = self._check_call(private_key, msg_tag, message)
         recipients = [c for c, _ in self.subscribed(mtype) if c is not sender]
-        pendings = [self._new_pending(sender, r, msg_tag) for r in recipients]
+        self._check_pending(sender, len(recipients))
+        pendings = [self._new_pending(sender, r, msg_tag, mtype) for r in recipients]
         for pending in pendings:
             self._deliver_call(pending, message)
         return {p.recipient.public_id: p.msg_id for p in pendings}
@@ -695,7 +822,7 @@ class Hub:
         seconds = _timeout_seconds(timeout)
         mtype = self._check_message(sender, message)
         recipient = self._recipient(recipient_id, mtype)
-        pending = self._new_pending(sender, recipient, None)
+        pending = self._new_pending(sender, recipient, None, mtype)
         limit = self.max_wait if seconds <= 0 else min(seconds, self.max_wait)
 
         def cancelled(waiter: Deferred) -> None:
@@ -739,8 +866,8 @@ class Hub:
         pending = self._pending.get(msg_id)
         if pending is None or pending.recipient is not replier:
             raise SAMPHubError(
-                f"no call {msg_id!r} is waiting for a reply from you "
-                "(unknown msg-id, already answered, or timed out)"
+                f"no call {msg_id!r:.80} is waiting for a reply from you "
+                "(unknown msg-id, already answered, timed out, or its sender left)"
             )
         self.stats.replies += 1
         self.log.debug(
@@ -752,7 +879,8 @@ class Hub:
         self._finish(pending, response)
 
     def _finish(self, pending: PendingCall, response: Dict[str, Any]) -> None:
-        if not self._discard(pending):
+        # A reply proves delivery; other endings come after it failed.
+        if not self._discard(pending, drop_delivery=False):
             return
         self._emit("reply", pending=pending, response=response)
         if pending.waiter is not None:
@@ -760,7 +888,7 @@ class Hub:
             return
         sender = pending.sender
         target = sender.target
-        if pending.sender_gone or not sender.registered or target is None:
+        if not sender.registered or target is None:
             return
         d = target.receiveResponse(pending.recipient.public_id, pending.msg_tag or "", response)
         d.addCallbacks(

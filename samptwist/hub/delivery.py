@@ -17,7 +17,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
@@ -25,7 +25,9 @@ from zope.interface import implementer
 
 from .._log import Logger
 from ..errors import SAMPValueError
-from .callbacks import DeliveryFailed, ICallbackTarget
+from ..types import samp_size
+from .callbacks import DeliveryFailed, ICallbackTarget, QueueFull
+from .limits import DEFAULT_LIMITS, MAX_CALLBACK_URL
 
 if TYPE_CHECKING:
     from twisted.web.client import HTTPConnectionPool
@@ -63,6 +65,11 @@ def check_callback_url(url: Any) -> str:
     """
     if not isinstance(url, str):
         raise SAMPValueError("callback URL must be a string")
+    if len(url) > MAX_CALLBACK_URL:
+        raise SAMPValueError(
+            f"callback URL is too large: {len(url)} characters, over the hub's limit of "
+            f"{MAX_CALLBACK_URL}"
+        )
     try:
         parsed = urlparse(url)
         parsed.port  # noqa: B018 - raises ValueError for a bad port
@@ -551,18 +558,31 @@ class XmlRpcCallbackTarget:
 
     @ivar max_queue: how many callbacks may wait for this client; beyond that
         new ones fail at once (and are reported, never dropped silently).
+    @ivar max_queue_bytes: how many bytes of messages (L{samp_size}) may
+        wait for it; one callback always fits into an empty queue.
+    @ivar queued_bytes: the size of the callbacks waiting now.
+
+    Cancelling the L{Deferred} of a callback that is still queued removes it
+    from the queue (the hub does so for calls that ended before delivery).
     """
 
     log = Logger()
 
     def __init__(
-        self, caller: CallbackCaller, url: str, private_key: str, max_queue: int = 10_000
+        self,
+        caller: CallbackCaller,
+        url: str,
+        private_key: str,
+        max_queue: int = DEFAULT_LIMITS.max_queue,
+        max_queue_bytes: int = DEFAULT_LIMITS.max_queue_bytes,
     ) -> None:
         self.caller = caller
         self.url = url
         self.private_key = private_key
         self.max_queue = max_queue
-        self._queue: Deque[Tuple[str, tuple, Deferred]] = deque()
+        self.max_queue_bytes = max_queue_bytes
+        self.queued_bytes = 0
+        self._queue: Deque[Tuple[str, tuple, Deferred, int]] = deque()
         self._busy = False
         self._closed = False
         self._keepalive = True
@@ -571,16 +591,40 @@ class XmlRpcCallbackTarget:
         if self._closed:
             return _failed("client is gone", gone=True)
         if len(self._queue) >= self.max_queue:
-            return _failed(f"client's queue is full ({self.max_queue} callbacks waiting)")
-        d: Deferred = Deferred()
-        self._queue.append((method, args, d))
+            return fail(QueueFull(
+                f"client's queue is full ({self.max_queue} callbacks waiting, its limit: "
+                "max-queue)"
+            ))
+        size = samp_size(args)
+        if self._queue and self.queued_bytes + size > self.max_queue_bytes:
+            return fail(QueueFull(
+                f"client's queue is full ({self.queued_bytes} bytes waiting; this callback "
+                f"of {size} bytes would pass its limit of {self.max_queue_bytes}: "
+                "max-queue-bytes)"
+            ))
+        entry: Tuple[str, tuple, Deferred, int]
+
+        def cancel(d: Deferred) -> None:
+            # Still queued: take it out.  In flight: it is answered anyway
+            # and the answer is ignored (see _done).
+            try:
+                self._queue.remove(entry)
+            except ValueError:
+                return
+            self.queued_bytes -= size
+
+        d: Deferred = Deferred(cancel)
+        entry = (method, args, d, size)
+        self._queue.append(entry)
+        self.queued_bytes += size
         if not self._busy:
             self._next()
         return d
 
     def _next(self) -> None:
         while self._queue and not self._busy:
-            method, args, d = self._queue.popleft()
+            method, args, d, size = self._queue.popleft()
+            self.queued_bytes -= size
             try:
                 body = self.caller.encode(method, self.private_key, args)
             except Exception as e:  # cannot happen for checked SAMP values
@@ -592,10 +636,13 @@ class XmlRpcCallbackTarget:
 
     def _done(self, result: Any, d: Deferred) -> None:
         self._busy = False
-        if isinstance(result, Failure):
+        if not isinstance(result, Failure):
+            self._keepalive = bool(result)
+        if d.called:
+            pass  # cancelled while in flight: nobody waits for the outcome
+        elif isinstance(result, Failure):
             d.errback(result)
         else:
-            self._keepalive = bool(result)
             d.callback(None)
         if not self._closed:
             self._next()
@@ -615,13 +662,15 @@ class XmlRpcCallbackTarget:
         client that is gone; later callbacks are queued as usual.
         """
         queued, self._queue = self._queue, deque()
-        for _, _, d in queued:
+        self.queued_bytes = 0
+        for _, _, d, _ in queued:
             d.errback(DeliveryFailed("client is gone", unreachable=False, gone=True))
 
     def close(self) -> None:
         self._closed = True
         queued, self._queue = self._queue, deque()
-        for _, _, d in queued:
+        self.queued_bytes = 0
+        for _, _, d, _ in queued:
             d.errback(DeliveryFailed("client is gone", unreachable=False, gone=True))
 
     def __len__(self) -> int:

@@ -25,15 +25,16 @@ from ..lockfile import (
     LockInfo,
     create_exclusive,
     hub_lockfile_path,
+    inspect_lockfile,
     new_secret,
-    read_lockfile,
     remove_if_own,
-    replace_if_unchanged,
+    replace_stale,
 )
 from .activity import ActivityMonitor
 from .core import Hub
 from .delivery import CallbackCaller
-from .httpguard import DEFAULT_MAX_REQUEST, GuardedSite
+from .httpguard import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_REQUEST, ConnectionLimiter, GuardedSite
+from .limits import DEFAULT_LIMITS, Limits
 from .pages import HubRoot
 from .standard import StandardProfile
 from .status import StatusMonitor, StatusResource, status_url
@@ -98,6 +99,8 @@ class LockfileService(Service):
         self.path = Path(path)
         self.secret = secret
         self.owned = False
+        #: seconds a broken lockfile must stay unchanged before it is replaced
+        self.settle_time = 0.5
         #: further lockfile keys (e.g. hub.label)
         self.extra: Dict[str, str] = {}
 
@@ -105,11 +108,16 @@ class LockfileService(Service):
     def acquire(self, url: str) -> Any:
         """
         Write the lockfile for the hub at C{url}: create it atomically with
-        mode 0600; if one exists, ping the hub it names and replace it only
-        if that hub does not answer.
+        mode 0600.  If one exists, ping the hub it names and replace it only
+        if that hub does not answer; replace an empty, truncated or garbage
+        file (once it has stayed unchanged for L{settle_time}) and a symlink
+        (the link, never what it points to).  See L{replace_stale}.
 
         @return: a L{Deferred} firing when the file is written, or failing
-            with L{HubAlreadyRunning}.
+            with L{HubAlreadyRunning} (a live hub owns it) or
+            L{LockfileError} (a directory or unreadable file is in the way,
+            the file cannot be written, or it keeps changing), each with a
+            one-line reason.
         """
         info = LockInfo(
             secret=self.secret,
@@ -124,31 +132,44 @@ class LockfileService(Service):
                 **self.extra,
             },
         )
-        for _ in range(5):
-            if create_exclusive(self.path, info):
-                self.owned = True
-                return
+        path = self.path
+        for _ in range(10):
             try:
-                existing = read_lockfile(self.path)
-            except LockfileError:
-                # Another hub may be writing it non-atomically: look again.
-                yield deferLater(self.reactor, 0.5, lambda: None)
-                try:
-                    existing = read_lockfile(self.path)
-                except LockfileError as e:
-                    self.log.warn("replacing unusable lockfile {path}: {e}", path=self.path, e=e)
-                    existing = LockInfo(secret="", url="")
-            if existing.url and (yield ping_hub(self.reactor, existing.url)):
-                raise HubAlreadyRunning(existing.url, str(self.path))
-            self.log.warn(
-                "lockfile {path} names a hub at {url} that does not answer; replacing it",
-                path=self.path,
-                url=existing.url or "(nowhere)",
-            )
-            if replace_if_unchanged(self.path, existing, info):
+                if create_exclusive(path, info):
+                    self.owned = True
+                    return
+            except OSError as e:
+                raise LockfileError(f"cannot write lockfile {path}: {e.strerror}") from None
+            state = inspect_lockfile(path)
+            if state.kind == "missing":
+                continue  # removed meanwhile: try again
+            if state.kind in ("other", "unreadable"):
+                raise LockfileError(
+                    f"lockfile {path} {state.detail}; remove it, or choose another "
+                    "lockfile (--lockfile or SAMP_HUB)"
+                )
+            if state.kind == "broken":
+                # Another hub may be writing it non-atomically: give it a
+                # moment, and replace it only if it stayed the same.
+                yield deferLater(self.reactor, self.settle_time, lambda: None)
+                if not inspect_lockfile(path).same_file(state):
+                    continue
+                reason = state.detail
+            elif state.kind == "valid":
+                assert state.info is not None
+                if (yield ping_hub(self.reactor, state.info.url)):
+                    raise HubAlreadyRunning(state.info.url, str(path))
+                reason = f"names a hub at {state.info.url} that does not answer"
+            else:
+                reason = state.detail
+            self.log.warn("lockfile {path} {reason}; replacing it", path=path, reason=reason)
+            if replace_stale(path, state, info):
                 self.owned = True
                 return
-        raise HubAlreadyRunning("(lockfile keeps changing)", str(self.path))
+        raise LockfileError(
+            f"lockfile {path} kept changing while this hub tried to replace it "
+            "(other hubs starting at the same moment?); try again"
+        )
 
     def stopService(self) -> None:
         super().stopService()
@@ -190,8 +211,17 @@ class HubService(MultiService):
         label: str = "",
         hub_timeout: float = 0,
         client_timeout: float = 0,
+        limits: Limits = DEFAULT_LIMITS,
+        max_connections: int = 0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         """
+        @param limits: what one client may hold (L{Limits}).
+        @param max_connections: most HTTP connections open at once to the
+            Standard and Web Profile sites together (0: from the file
+            descriptor limit); see L{ConnectionLimiter}.
+        @param idle_timeout: seconds after which an idle connection to
+            either site is closed.
         @param label: a human-readable name, written to the lockfile as
             C{hub.label}.
         @param hub_timeout: stop the hub after this many seconds without any
@@ -212,7 +242,7 @@ class HubService(MultiService):
         self.lockfile = Path(lockfile) if lockfile is not None else hub_lockfile_path()
         self.secret = secret or new_secret()
         self.shutdown_grace = shutdown_grace
-        self.hub = Hub(reactor, max_failures=max_failures)
+        self.hub = Hub(reactor, max_failures=max_failures, limits=limits)
         self.caller = CallbackCaller(reactor, timeout=callback_timeout)
         self.standard = StandardProfile(self.hub, self.secret, self.caller)
         self.root = HubRoot(self.hub)
@@ -220,8 +250,11 @@ class HubService(MultiService):
         self.status.setServiceParent(self)
         self.root.putChild(b"status", StatusResource(self.status, self.secret))
         self.root.putChild(b"xmlrpc", self.standard)
-        self.site = QuietSite(self.root)
+        self.site = QuietSite(self.root, timeout=idle_timeout)
         self.site.max_request_size = max_request_size
+        #: shared by both sites: they share the process's file descriptors
+        self.limiter = ConnectionLimiter(max_connections)
+        self.site.limiter = self.limiter
         self.lock_service = LockfileService(reactor, self.lockfile, self.secret)
         if label:
             self.lock_service.extra["hub.label"] = label
@@ -240,6 +273,8 @@ class HubService(MultiService):
                 self.hub, reactor, listen=web_listen, consent=web_consent, **(web_options or {})
             )
             self.web.site.max_request_size = max_request_size
+            self.web.site.limiter = self.limiter
+            self.web.site.timeOut = idle_timeout
             self.web.setServiceParent(self)
             self.status.attach_consent(self.web.consent)
         self.url: Optional[str] = None

@@ -87,7 +87,14 @@ class StandardProfile(xmlrpc.XMLRPC):
         """
         client = self.hub.client_for_key(private_key)
         check_callback_url(url)
-        target = XmlRpcCallbackTarget(self.caller, url, client.private_key)
+        limits = self.hub.limits
+        target = XmlRpcCallbackTarget(
+            self.caller,
+            url,
+            client.private_key,
+            max_queue=limits.max_queue,
+            max_queue_bytes=limits.max_queue_bytes,
+        )
         self.hub.set_callback(private_key, target)
         client.info["callback"] = url
         return ""

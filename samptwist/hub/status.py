@@ -154,8 +154,6 @@ class StatusMonitor(Service):
         self.reactor = reactor
         self.entries: Deque[Dict[str, Any]] = collections.deque(maxlen=history)
         self.streams: List[Any] = []
-        self._seq = 0
-        self._calls: Dict[str, Any] = {}  # msg-id -> (call number, start); never shown
         self._heartbeat: Optional[task.LoopingCall] = None
         self.consent: Optional[StatusPageConsent] = None
         #: what the page says about Web Profile consent when it does not ask
@@ -210,13 +208,13 @@ class StatusMonitor(Service):
                 "recipient_name": details["recipient"].name,
             }
             if event == "call":
-                self._seq += 1
-                entry["call"] = self._seq
-                self._calls[details["msg_id"]] = (self._seq, now, entry["mtype"])
+                entry["call"] = details["pending"].number
             self._add(entry, now)
         elif event == "reply":
+            # What the page knows of a call lives in the hub's own record,
+            # which goes when the call ends, however it ends.
             pending = details["pending"]
-            number, start, mtype = self._calls.pop(pending.msg_id, (None, now, ""))
+            number, start, mtype = pending.number, pending.started, pending.mtype
             response = details["response"]
             status = response.get("samp.status", "") if isinstance(response, dict) else ""
             entry = {
@@ -253,7 +251,7 @@ class StatusMonitor(Service):
             "replies": s.replies,
             "delivery_failures": s.delivery_failures,
             "ejections": s.ejections,
-            "pending_calls": len(self._calls),
+            "pending_calls": self.hub.pending_calls,
         }
 
     def clients(self) -> List[Dict[str, Any]]:

@@ -351,7 +351,9 @@ def test_sender_leaving_drops_its_waits(w):
     s = w.client()
     msg_id = w.hub.call(s.private_key, r.public_id, "t", msg("a.b"))
     w.hub.unregister(s.private_key)
-    w.hub.reply(r.private_key, msg_id, {"samp.status": "samp.ok", "samp.result": {}})
+    assert w.hub.pending_calls == 0
+    with pytest.raises(SAMPHubError, match="its sender left"):
+        w.hub.reply(r.private_key, msg_id, {"samp.status": "samp.ok", "samp.result": {}})
     assert s.t.of("receiveResponse") == []
 
 

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TAP_MODULES = {
     "samptwist", "samptwist._http", "samptwist._log", "samptwist._version", "samptwist.errors",
     "samptwist.hub", "samptwist.hub.activity", "samptwist.hub.callbacks", "samptwist.hub.core",
-    "samptwist.hub.delivery", "samptwist.hub.httpguard", "samptwist.hub.pages",
+    "samptwist.hub.delivery", "samptwist.hub.httpguard", "samptwist.hub.limits",
+    "samptwist.hub.pages",
     "samptwist.hub.service", "samptwist.hub.standard", "samptwist.hub.status",
     "samptwist.lockfile", "samptwist.mtype", "samptwist.tap", "samptwist.types",
 }

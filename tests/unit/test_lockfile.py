@@ -14,11 +14,12 @@ from samptwist.lockfile import (
     create_exclusive,
     format_lockfile,
     hub_lockfile_path,
+    inspect_lockfile,
     lockfile_url,
     new_secret,
     parse_lockfile,
     remove_if_own,
-    replace_if_unchanged,
+    replace_stale,
 )
 
 INFO = LockInfo("s3cret", "http://127.0.0.1:1234/xmlrpc", "1.3", {"hub.impl": "x"})
@@ -85,10 +86,69 @@ def test_create_exclusive_mode(tmp_path):
 def test_replace_only_if_unchanged(tmp_path):
     path = tmp_path / ".samp"
     create_exclusive(path, INFO)
+    stale = inspect_lockfile(path)
+    assert stale.kind == "valid" and stale.info.secret == "s3cret"
+    path.unlink()  # another hub replaced it meanwhile
+    create_exclusive(path, LockInfo("someone-else", "http://127.0.0.1:3/xmlrpc", "1.3"))
     mine = LockInfo("mine", "http://127.0.0.1:2/xmlrpc", "1.3")
-    assert not replace_if_unchanged(path, LockInfo("someone-else", "", "1.3"), mine)
-    assert replace_if_unchanged(path, INFO, mine)
+    assert not replace_stale(path, stale, mine)
+    assert parse_lockfile(path.read_text()).secret == "someone-else"
+    assert replace_stale(path, inspect_lockfile(path), mine)
     assert parse_lockfile(path.read_text()).secret == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".samp"]
+
+
+@pytest.mark.parametrize(
+    "content, detail",
+    [
+        (b"", "is empty"),
+        (b"# SAMP lockfile\nsamp.secret=abc\nsamp.hub.xml", "lacks samp.secret or"),
+        (b"\x00\xff" * 5000, "not a usable lockfile"),
+        (b"x" * 70_000, "is over 65536 bytes"),
+    ],
+    ids=["empty", "truncated", "garbage", "huge"],
+)
+def test_inspect_broken(tmp_path, content, detail):
+    path = tmp_path / ".samp"
+    path.write_bytes(content)
+    state = inspect_lockfile(path)
+    assert state.kind == "broken" and detail in state.detail
+    assert inspect_lockfile(path).same_file(state)
+    assert replace_stale(path, state, INFO)
+    assert inspect_lockfile(path).info.secret == "s3cret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_symlink_is_replaced_never_followed(tmp_path):
+    """A symlink at the lockfile path: neither read nor written through."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    lockfile = tmp_path / "other.samp"
+    create_exclusive(lockfile, LockInfo("theirs", "http://127.0.0.1:9/xmlrpc", "1.3"))
+    for target in (victim, lockfile, tmp_path / "nowhere"):
+        path = tmp_path / ".samp"
+        path.symlink_to(target)
+        state = inspect_lockfile(path)
+        assert state.kind == "symlink" and str(target) in state.detail and state.info is None
+        assert not remove_if_own(path, "theirs")
+        assert replace_stale(path, state, INFO)
+        assert not path.is_symlink() and inspect_lockfile(path).info.secret == "s3cret"
+        path.unlink()
+    assert victim.read_text() == "precious\n"
+    assert inspect_lockfile(lockfile).info.secret == "theirs"
+
+
+def test_inspect_other_kinds(tmp_path):
+    assert inspect_lockfile(tmp_path / "none").kind == "missing"
+    (tmp_path / "dir").mkdir()
+    assert inspect_lockfile(tmp_path / "dir").detail == "is a directory"
+    os.mkfifo(tmp_path / "fifo")
+    assert inspect_lockfile(tmp_path / "fifo").kind == "other"  # and did not block
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.write_text("x")
+        locked.chmod(0)
+        assert inspect_lockfile(locked).kind == "unreadable"
 
 
 def test_remove_if_own(tmp_path):

@@ -281,8 +281,9 @@ def test_queue_overflow_ejects_and_is_reported():
     web = Web(max_queue=3)
     std, rec = web.standard()
     reg = web.register(subs={"*": {}})
-    for _ in range(3):
-        web.hub.notify(std.private_key, reg["samp.self-id"], msg("x.y"))
+    with pytest.raises(SAMPHubError, match="queue is full.*max-queue"):
+        for _ in range(4):  # a directed notification that does not fit is a fault
+            web.hub.notify(std.private_key, reg["samp.self-id"], msg("x.y"))
     web.hub.call(std.private_key, reg["samp.self-id"], "tag", msg("x.y"))
     response = rec.got[-1]
     assert response[0] == "receiveResponse"
@@ -316,3 +317,12 @@ def test_pages_learn_only_subscriptions_they_may_use():
                   and (m := args[-1])["samp.mtype"] == "samp.hub.event.subscriptions"
                   and m["samp.params"]["id"] == desktop.public_id]
     assert std_events[-1]["samp.params"]["subscriptions"] == subs
+
+
+def test_identity_info_size_is_bounded():
+    """A page cannot park megabytes in the consent queue: identity-info is bounded."""
+    web = Web()
+    fault = web.fault("register", {"samp.name": "page", "x": "y" * 300_000})
+    assert "identity-info is too large" in fault.faultString
+    assert "max-metadata-bytes" in fault.faultString
+    assert web.register()["samp.self-id"]

@@ -29,9 +29,10 @@ from twisted.web import server, xmlrpc
 from ..._log import Logger
 from ...errors import SAMPHubError, SAMPValueError
 from ...mtype import check_mtype, subscription_for
-from ...types import check_map, decode_int
+from ...types import check_map, decode_int, samp_size
 from ..core import HUB_ID, METADATA, SUBSCRIPTIONS, Client, Hub, _timeout_seconds
 from ..httpguard import reject_unsafe_xml
+from ..limits import over_limit
 from .access import request_host_name
 from .consent import ConsentRequest, IConsentPolicy, printable
 from .queue import MAX_QUEUE, WebCallbackQueue
@@ -300,6 +301,9 @@ class WebProfile(xmlrpc.XMLRPC):
             self.log.info("Web Profile register() with a plain name (legacy form)")
             identity = {"samp.name": identity}
         check_map(identity, "identity-info")
+        size, most = samp_size(identity), self.hub.limits.max_metadata_bytes
+        if size > most:
+            raise over_limit("identity-info", size, most, "bytes", "max-metadata-bytes")
         name = identity.get("samp.name")
         if not isinstance(name, str) or not name.strip():
             raise SAMPValueError("identity-info has no samp.name (the application's name)")
@@ -550,6 +554,7 @@ class WebProfile(xmlrpc.XMLRPC):
                 on_overflow=lambda q: self._overflow(state, q),
                 on_callback=lambda method, params: self._incoming(state, method, params),
                 rewrite=self._filter_event,
+                max_bytes=self.hub.limits.max_queue_bytes,
             )
             state.queue = queue
             self.hub.set_callback(private_key, queue)

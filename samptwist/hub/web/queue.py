@@ -12,8 +12,10 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
-from ..callbacks import DeliveryFailed, ICallbackTarget
+from ...types import samp_size
+from ..callbacks import DeliveryFailed, ICallbackTarget, QueueFull
 from ..core import DISCONNECT, HUB_ID
+from ..limits import DEFAULT_LIMITS
 
 #: Default most callbacks one web client may have waiting.
 MAX_QUEUE = 1000
@@ -51,8 +53,12 @@ class WebCallbackQueue:
         on_overflow: Optional[Callable[[WebCallbackQueue], None]] = None,
         on_callback: Optional[Callable[[str, List[Any]], None]] = None,
         rewrite: Optional[Callable[[str, List[Any]], List[Any]]] = None,
+        max_bytes: int = DEFAULT_LIMITS.max_queue_bytes,
     ) -> None:
         """
+        @param max_bytes: most bytes of callbacks (L{samp_size}) waiting;
+            one callback always fits into an empty queue.  Overflowing it is
+            handled like overflowing C{max_size}.
         @param rewrite: given the method name and parameters of a callback,
             returns the parameters to queue (e.g. filtered hub events).
         @param on_overflow: called (once) when a callback does not fit.
@@ -61,6 +67,9 @@ class WebCallbackQueue:
         """
         self.reactor = reactor
         self.max_size = max_size
+        self.max_bytes = max_bytes
+        #: the size of the callbacks waiting now
+        self.queued_bytes = 0
         self.on_overflow = on_overflow
         self.on_callback = on_callback
         self.rewrite = rewrite
@@ -86,16 +95,21 @@ class WebCallbackQueue:
     def _enqueue(self, method: str, params: List[Any]) -> Deferred:
         if self.closed:
             return fail(DeliveryFailed("client is gone", unreachable=False, gone=True))
-        if len(self._items) >= self.max_size and not _is_disconnect(method, params):
+        size = samp_size(params)
+        full = len(self._items) >= self.max_size or (
+            self._items and self.queued_bytes + size > self.max_bytes
+        )
+        if full and not _is_disconnect(method, params):
             first = not self.overflowed
             self.overflowed = True
             if first and self.on_overflow is not None:
                 self.on_overflow(self)
             return fail(
-                DeliveryFailed(
-                    f"web client's callback queue is full ({self.max_size} callbacks "
-                    "waiting; it is not pulling them)",
-                    unreachable=False,
+                QueueFull(
+                    f"web client's callback queue is full ({len(self._items)} callbacks, "
+                    f"{self.queued_bytes} bytes waiting; limits {self.max_size} callbacks "
+                    f"and {self.max_bytes} bytes: max-queue, max-queue-bytes); "
+                    "it is not pulling them"
                 )
             )
         if self.rewrite is not None:
@@ -103,6 +117,7 @@ class WebCallbackQueue:
         if self.on_callback is not None:
             self.on_callback(method, params)
         self._items.append({"samp.methodName": method, "samp.params": params})
+        self.queued_bytes += size
         self._schedule_release()
         return succeed(None)
 
@@ -114,6 +129,21 @@ class WebCallbackQueue:
 
     def receiveResponse(self, responderId: str, msgTag: str, response: Dict[str, Any]) -> Deferred:
         return self._enqueue("receiveResponse", [responderId, msgTag, response])
+
+    def discard_call(self, msg_id: str) -> bool:
+        """
+        Drop the queued C{receiveCall} of C{msg_id} (the call ended before
+        the client pulled it).
+
+        @return: whether it was queued.
+        """
+        for item in self._items:
+            params = item["samp.params"]
+            if item["samp.methodName"] == "receiveCall" and params[1] == msg_id:
+                self._items.remove(item)
+                self.queued_bytes = max(0, self.queued_bytes - samp_size(params))
+                return True
+        return False
 
     def close(self) -> None:
         """
@@ -133,6 +163,7 @@ class WebCallbackQueue:
         """
         items = list(self._items)
         self._items.clear()
+        self.queued_bytes = 0
         return items
 
     def discard(self) -> int:
@@ -143,6 +174,7 @@ class WebCallbackQueue:
         """
         count = len(self._items)
         self._items.clear()
+        self.queued_bytes = 0
         return count
 
     def pull(self, timeout: float) -> Deferred:
