@@ -26,19 +26,17 @@ import atexit
 import copy
 import inspect
 import os
-import queue
-import threading
 import traceback
 import warnings
 import weakref
 import xmlrpc.client
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
-from twisted.python.failure import Failure
 
 from .._log import Logger
+from .._reactorthread import reactor_thread, run_in_reactor
 from ..errors import SAMPClientError, SAMPHubError, SAMPWarning
 from ..mtype import matches
 from .callback import CallbackResource, CallbackServer
@@ -50,118 +48,10 @@ from .serverproxy import SAMPXXEServerProxy, ServerProxyPool
 
 log = Logger()
 
+_reactor_thread = reactor_thread()
+
 #: Seconds allowed for starting or stopping the callback server.
 DEFAULT_TIMEOUT = 60.0
-
-
-class ReactorThread:
-    """
-    The global reactor running in a daemon thread.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.thread: Optional[threading.Thread] = None
-
-    @property
-    def reactor(self) -> Any:
-        from twisted.internet import reactor
-
-        return reactor
-
-    def ensure_running(self, timeout: float = 30.0) -> None:
-        """
-        Start the reactor thread unless it runs already.
-
-        @raise RuntimeError: if the reactor is run by someone else (use
-            L{SAMPClient} directly in a Twisted program) or does not start.
-        """
-        with self._lock:
-            if self.thread is not None and self.thread.is_alive():
-                return
-            reactor = self.reactor
-            if reactor.running:
-                raise RuntimeError(
-                    "the Twisted reactor is already running in this process; "
-                    "use samptwist.client.SAMPClient from reactor code instead"
-                )
-            started = threading.Event()
-            reactor.callWhenRunning(started.set)
-            self.thread = threading.Thread(
-                target=reactor.run,
-                kwargs={"installSignalHandlers": False},
-                name="samptwist-reactor",
-                daemon=True,
-            )
-            self.thread.start()
-            if not started.wait(timeout):
-                raise RuntimeError("the Twisted reactor did not start")
-            atexit.register(self.stop)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """
-        Stop the reactor (clients unregister in its shutdown triggers) and
-        wait for its thread, at most C{timeout} seconds.
-        """
-        thread = self.thread
-        if thread is None or not thread.is_alive():
-            return
-        _unregister_all()  # while the hub (perhaps on this reactor) still answers
-        try:
-            self.reactor.callFromThread(self.reactor.stop)
-        except Exception:
-            return
-        thread.join(timeout)
-
-    def run(self, fn: Callable[..., Any], *args: Any, timeout: Optional[float] = None,
-            **kwargs: Any) -> Any:
-        """
-        Call C{fn(*args, **kwargs)} in the reactor thread and wait for its
-        result (a L{Deferred} is waited for).
-
-        @param timeout: seconds to wait; C{None} for no limit.
-        @raise RuntimeError: when called from the reactor thread itself,
-            which would deadlock.
-        @raise TimeoutError: when the timeout passes (the work is cancelled).
-        """
-        self.ensure_running()
-        if threading.current_thread() is self.thread:
-            raise RuntimeError(
-                "blocking SAMP call from the reactor thread would deadlock; "
-                "call it from another thread"
-            )
-        box: queue.Queue[Any] = queue.Queue(1)
-        holder: List[Deferred] = []
-
-        def start() -> None:
-            d = maybeDeferred(fn, *args, **kwargs)
-            if timeout is not None:
-                d.addTimeout(timeout, self.reactor)
-            holder.append(d)
-            d.addBoth(box.put)
-
-        self.reactor.callFromThread(start)
-        try:
-            result = box.get()
-        except BaseException:  # KeyboardInterrupt: stop the work too
-            if holder:
-                self.reactor.callFromThread(holder[0].cancel)
-            raise
-        if isinstance(result, Failure):
-            result.raiseException()
-        return result
-
-
-_reactor_thread = ReactorThread()
-
-
-def run_in_reactor(fn: Callable[..., Any], *args: Any, timeout: Optional[float] = None,
-                   **kwargs: Any) -> Any:
-    """
-    Run C{fn} in the background reactor thread and return its (waited-for)
-    result; see L{ReactorThread.run}.
-    """
-    return _reactor_thread.run(fn, *args, timeout=timeout, **kwargs)
 
 
 # -- the hub proxy ------------------------------------------------------------
@@ -774,6 +664,7 @@ def _watch(client: SAMPClient) -> None:
     if not _exit_hook:
         _exit_hook.append(True)
         atexit.register(_unregister_all)
+        _reactor_thread.before_stop(_unregister_all)
 
 
 def _unregister_all() -> None:

@@ -12,8 +12,8 @@ pyvo.samp's (formerly astropy.samp's) C{SAMPHubServer}::
     hub.stop()
 
 The hub runs on the Twisted reactor in the same background thread as the
-blocking client facade (L{samptwist.client.blocking}); the calling thread only
-waits for results.
+blocking client facade (L{samptwist._reactorthread}, which both share without
+importing each other); the calling thread only waits for results.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .._log import Logger
-from ..client.blocking import run_in_reactor
+from .._reactorthread import run_in_reactor
 from ..errors import SAMPHubError, SAMPWarning
 from ..lockfile import MULTIPLE_DIRECTORY, MULTIPLE_PREFIX, home_directory
 from .runner import RunningHub, start_hub

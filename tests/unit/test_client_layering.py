@@ -1,8 +1,9 @@
 """
-The client library's layering (issue 12): no samptwist.client module
-imports the hub, and the modules of samptwist.client import each other
-without cycles (type-checking-only and function-level imports included,
-as a cycle there is still two modules knowing each other's internals).
+The library's layering (issue 12): no samptwist.client module imports the
+hub, no samptwist.hub module imports the client, and the modules of
+samptwist.client import each other without cycles (type-checking-only and
+function-level imports included, as a cycle there is still two modules
+knowing each other's internals).
 """
 
 from __future__ import annotations
@@ -103,6 +104,24 @@ def test_client_modules_do_not_import_the_hub_statically():
         module_name(path): sorted(m for m in imported_modules(path)
                                   if m == "samptwist.hub" or m.startswith("samptwist.hub."))
         for path in CLIENT.rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+HUB = ROOT / "samptwist" / "hub"
+
+
+def test_hub_modules_do_not_import_the_client_statically():
+    """
+    The other direction: no samptwist.hub module (the pyvo-style
+    SAMPHubServer facade included, which shares the reactor thread through
+    samptwist._reactorthread) imports the client library.
+    """
+    assert "samptwist._reactorthread" in imported_modules(HUB / "blocking.py")
+    offenders = {
+        module_name(path): sorted(m for m in imported_modules(path)
+                                  if m == "samptwist.client" or m.startswith("samptwist.client."))
+        for path in HUB.rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 
