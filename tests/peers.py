@@ -527,8 +527,17 @@ def _reference_hub(kind: str, lockfile: Path) -> int:
         child = subprocess.Popen(
             [_probe_jsamp(), "hub", "-mode", "no-gui", "-profiles", "std"], env=env
         )
-        # JSAMP announces nothing; watch for its lockfile (dev aid only).
-        while not lockfile.exists() and child.poll() is None and not stop.wait(0.05):
+        # JSAMP announces nothing; watch for its lockfile (dev aid only).  JSAMP
+        # writes it in place, not atomically: wait until it is complete, or a
+        # reader finds a file without its URL (seen under load).
+        def complete() -> bool:
+            try:
+                params = parse_lockfile(lockfile)
+            except (OSError, ValueError):  # absent, or half-written bytes
+                return False
+            return "samp.secret" in params and "samp.hub.xmlrpc.url" in params
+
+        while not complete() and child.poll() is None and not stop.wait(0.05):
             pass
         if child.poll() is None and not stop.is_set():
             print(f"{HUB_READY_TEXT} (jsamp reference hub)", flush=True)
