@@ -3,8 +3,10 @@ The C{samptwist} command (also C{python -m samptwist}): a hub and SAMP
 command-line tools built on L{samptwist.client.SAMPClient}.
 
 Each subcommand is one module of this package with C{NAME}, C{HELP},
-C{add_arguments(parser)} and C{run(reactor, args)} (a coroutine returning
-the exit status).  Errors end the command with one line on standard error
+C{add_arguments(parser)} and C{run(reactor, args, out)} (a coroutine
+returning the exit status, writing its output on the text stream C{out}:
+standard output, or standard error for a command with C{OUT_IS_STDERR}
+whose standard output is a protocol).  Errors end the command with one line on standard error
 and a non-zero status, never a traceback.
 """
 
@@ -82,8 +84,9 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
 
 async def _run(reactor: Any, module: Any, args: argparse.Namespace) -> None:
     prog = f"{PROG} {args.command}"
+    out = sys.stderr if getattr(module, "OUT_IS_STDERR", False) else sys.stdout
     try:
-        code = await module.run(reactor, args)
+        code = await module.run(reactor, args, out)
     except CLIError as e:
         _say(f"{prog}: {error_line(e)}")
         raise SystemExit(e.code) from None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from twisted.internet.defer import Deferred
 
@@ -104,8 +104,10 @@ class Bridge:
     C{side}, the proxies of the other hub's clients.
     """
 
-    def __init__(self, reactor: Any, args: argparse.Namespace, translate: Translator) -> None:
+    def __init__(self, reactor: Any, args: argparse.Namespace, translate: Translator,
+                 out: TextIO) -> None:
         self.reactor = reactor
+        self.out = out
         self.args = args
         self.translate = translate
         self.a = HubSide(reactor, "A", args.lockfile_a, args.listen_a, args.advertise_a)
@@ -139,12 +141,12 @@ class Bridge:
         proxy = self.into[there].drop(client_id)
         if proxy is not None:
             print(f"{client_id} left hub {side.label}; its proxy {proxy.self_id} "
-                  f"left hub {there.label}", flush=True)
+                  f"left hub {there.label}", file=self.out, flush=True)
 
     def _announce(self, there: HubSide, client_id: str, proxy: SAMPClient) -> None:
         name = proxy.metadata.get("samp.name", client_id)
         print(f"{name} ({client_id}) on hub {self.other[there].label} is {proxy.self_id} "
-              f"on hub {there.label}", flush=True)
+              f"on hub {there.label}", file=self.out, flush=True)
 
     def _warn(self, f: Any, side: HubSide, client_id: str) -> None:
         if f.check(Gone) or not self.args.verbose:
@@ -184,11 +186,18 @@ def parse_maps(items: List[str]) -> Translator:
     return Translator(pairs)
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """
+    @param out: where the command reports what it bridges (C{sys.stdout}
+        when run by the C{samptwist} command); warnings go to standard error.
+    @return: 0 when a hub shut down, 1 when one was lost.
+    @raise CLIError: for bad options or a hub that cannot be reached.
+    """
+    out = sys.stdout if out is None else out
     translate = parse_maps(args.map)
     if args.timeout <= 0:
         raise CLIError("--timeout must be positive", code=2)
-    bridge = Bridge(reactor, args, translate)
+    bridge = Bridge(reactor, args, translate, out)
     try:
         for side in (bridge.a, bridge.b):
             lockfile = args.lockfile_a if side is bridge.a else args.lockfile_b
@@ -211,7 +220,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
         assert side.manager is not None
         side.manager.disconnected.subscribe(functools.partial(_lost, bridge, side))
         side.watch(functools.partial(bridge.update, side), functools.partial(bridge.drop, side))
-    print(f"bridge ready: hub A ({args.lockfile_a}) <-> hub B ({args.lockfile_b})", flush=True)
+    print(f"bridge ready: hub A ({args.lockfile_a}) <-> hub B ({args.lockfile_b})", file=out,
+          flush=True)
     code: int = await bridge.done
     for side in (bridge.a, bridge.b):
         await bridge.into[side].clear()

@@ -79,5 +79,6 @@ async def _serve(reactor: Any, opts: Any) -> None:
     await service.stopped
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:  # pragma: no cover
+async def run(reactor: Any, args: argparse.Namespace,
+              out: Optional[TextIO] = None) -> int:  # pragma: no cover
     raise AssertionError("samptwist hub is run by main()")

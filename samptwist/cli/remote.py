@@ -12,7 +12,7 @@ import os
 import shlex
 import socket
 import sys
-from typing import Any, List
+from typing import Any, List, Optional, TextIO
 
 from ..errors import SAMPError
 from ..mirror import HubSide
@@ -123,7 +123,14 @@ def _executable(argv: List[str]) -> List[str]:
     return [found] + argv[1:]
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """
+    @param out: where the command reports the link's progress (C{sys.stdout}
+        when run by the C{samptwist} command); problems go to standard error.
+    @return: the exit status: 0 when the link ended normally.
+    @raise CLIError: for bad options or this desktop's hub unreachable.
+    """
+    stream = sys.stdout if out is None else out
     if args.max_file_size < 0 or args.file_lifetime <= 0 or args.max_rate <= 0 \
             or args.reconnect_delay <= 0:
         raise CLIError("sizes, lifetimes, rates and delays must be positive", code=2)
@@ -131,10 +138,10 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
     description = args.host or os.path.basename(shlex.split(args.via)[0])
 
     def say(text: str) -> None:
-        print(text, flush=True)
+        print(text, file=stream, flush=True)
 
     def complain(text: str) -> None:
-        sys.stdout.flush()
+        stream.flush()
         sys.stderr.write(f"samptwist remote: {text}\n")
         sys.stderr.flush()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, TextIO
 
 from twisted.internet.stdio import StandardIO
 from twisted.internet.task import deferLater
@@ -45,12 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the desktop calls this machine (default: its host name)")
 
 
-def _say(text: str) -> None:
-    sys.stderr.write(f"{text}\n")
-    sys.stderr.flush()
+#: the C{samptwist} command gives this command standard error as C{out}:
+#: its standard output carries the link protocol
+OUT_IS_STDERR = True
 
 
-async def _connect(reactor: Any, agent: Agent, args: argparse.Namespace) -> None:
+def _writer(out: TextIO) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        out.write(f"{text}\n")
+        out.flush()
+
+    return say
+
+
+async def _connect(reactor: Any, agent: Agent, args: argparse.Namespace,
+                   _say: Callable[[str], None]) -> None:
     """
     Start the agent, starting a hub first if none answers.
     """
@@ -80,7 +89,17 @@ async def _connect(reactor: Any, agent: Agent, args: argparse.Namespace) -> None
         return
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None,
+              stdio: Optional[Callable[[Link], object]] = None) -> int:
+    """
+    @param out: where the human-readable messages go (C{sys.stderr} by
+        default, as the C{samptwist} command does: standard output is the link).
+    @param stdio: connects the link protocol to its peer (default: this
+        process's standard input and output, L{StandardIO}).
+    @return: 0 when the link closed normally, 1 when it was cut or the hub lost.
+    @raise CLIError: when no hub answers here and none can be started.
+    """
+    _say = _writer(sys.stderr if out is None else out)
     place = args.place or socket.gethostname()
     side = HubSide(reactor, "remote", args.lockfile)
     agent = Agent(reactor, side, role="remote", place=place,
@@ -88,7 +107,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
                   file_lifetime=args.file_lifetime, max_file_size=args.max_file_size,
                   say=lambda text: None, complain=_say)
     try:
-        await _connect(reactor, agent, args)
+        await _connect(reactor, agent, args, _say)
     except SAMPError as e:
         await agent.stop()
         raise CLIError(f"this machine's hub: {e}") from None
@@ -107,7 +126,10 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
 
     assert side.manager is not None
     side.manager.disconnected.subscribe(hub_lost)
-    StandardIO(link, reactor=reactor)
+    if stdio is None:
+        StandardIO(link, reactor=reactor)
+    else:
+        stdio(link)
     why = await link.lost
     await agent.stop()
     if link.cut_reason is not None:

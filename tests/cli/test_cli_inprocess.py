@@ -16,6 +16,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.internet.testing import StringTransport
 
 from samptwist.cli import build_parser
 from samptwist.cli import hub as hub_command
@@ -228,3 +230,83 @@ def test_hub_bad_option_one_line():
     assert e.value.code == 2
     lines = err.getvalue().strip().splitlines()
     assert len(lines) == 1 and "--max-failures needs a whole number" in lines[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_bridge_reports_on_out_and_ends_with_hub_b(inprocess_hub, lockfile, tmp_path):
+    from samptwist.hub.service import HubService
+
+    other = tmp_path / "b.samp"
+    hub_b = HubService(reactor, listen="tcp:0:interface=127.0.0.1", lockfile=other,
+                       shutdown_grace=2.0)
+    hub_b.startService()
+    try:
+        await hub_b.ready
+        d, out = start("bridge", str(lockfile), str(other))
+        while "bridge ready" not in out.getvalue():
+            await deferLater(reactor, 0.05, lambda: None)
+            assert not d.called, d
+    finally:
+        if hub_b.running:
+            await hub_b.stopService()
+    assert await d == 0
+    assert out.getvalue().startswith(f"bridge ready: hub A ({lockfile}) <-> hub B ({other})\n")
+
+    result = await cli("bridge", str(lockfile), str(lockfile))
+    assert result.error == "LOCKFILE_A and LOCKFILE_B name the same hub", result
+
+
+@pytest_twisted.ensureDeferred
+async def test_remote_reports_on_out(inprocess_hub, lockfile):
+    result = await cli("remote", "--via", "true", "--once", "--lockfile", str(lockfile))
+    assert result.out.startswith("linking this desktop's hub with true: "), result
+    assert "remote-agent" in result.out.splitlines()[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_remote_agent_speaks_on_its_link_and_talks_on_out(inprocess_hub, lockfile,
+                                                                tmp_path):
+    from twisted.internet.error import ConnectionDone
+    from twisted.python.failure import Failure
+
+    from samptwist.cli import remote_agent
+    from samptwist.remote.protocol import GREETING
+
+    links: List[Any] = []
+    transport = StringTransport()
+
+    def stdio(link: Any) -> None:
+        links.append(link)
+        link.makeConnection(transport)
+
+    args = build_parser().parse_args(["remote-agent", "--lockfile", str(lockfile)])
+    out = io.StringIO()
+    d = Deferred.fromCoroutine(remote_agent.run(reactor, args, out, stdio=stdio))
+    d.addTimeout(STEP, reactor)
+    while not links:
+        await deferLater(reactor, 0.05, lambda: None)
+    assert transport.value().startswith(GREETING)
+    links[0].connectionLost(Failure(ConnectionDone()))
+    assert await d == 0
+    assert out.getvalue() == ""
+
+    # Its messages go to out, never onto the link.
+    d = Deferred.fromCoroutine(remote_agent.run(reactor, args, out, stdio=stdio))
+    d.addTimeout(STEP, reactor)
+    while len(links) < 2:
+        await deferLater(reactor, 0.05, lambda: None)
+    transport.clear()
+    await inprocess_hub.stopService()
+    while not transport.disconnecting:
+        await deferLater(reactor, 0.05, lambda: None)
+    links[1].connectionLost(Failure(ConnectionDone()))
+    assert await d == 1
+    assert "lost this machine's hub" in out.getvalue()
+    assert b"lost this machine" not in transport.value()
+
+    args = build_parser().parse_args(["remote-agent", "--no-start-hub",
+                                      "--lockfile", str(tmp_path / "none.samp")])
+    out = io.StringIO()
+    with pytest.raises(CLIError, match="no hub here"):
+        await remote_agent.run(reactor, args, out, stdio=stdio)
+    assert len(links) == 2
