@@ -13,12 +13,11 @@ from twisted.logger import LogLevel
 from twisted.python import usage
 
 from ._log import Logger, set_level
+from .constants import DEFAULT_LISTEN, DEFAULT_WEB_LISTEN
 from .errors import HubAlreadyRunning, LockfileError
 from .hub.limits import DEFAULT_LIMITS, Limits
-from .hub.service import DEFAULT_LISTEN, HubService
+from .hub.service import HubService
 from .lockfile import hub_lockfile_path
-
-DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
 
 log = Logger()
 

@@ -14,10 +14,9 @@ from typing import Any, Dict, Optional, Union
 
 from twisted.internet.defer import Deferred, ensureDeferred
 
+from ..constants import DEFAULT_LISTEN, DEFAULT_WEB_LISTEN
 from ..lockfile import read_lockfile
-from .service import DEFAULT_LISTEN, HubService
-
-DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
+from .service import HubService
 
 
 @dataclass

@@ -20,6 +20,7 @@ from twisted.logger import LogLevel
 
 from .._log import Logger, get_level
 from .._version import __version__
+from ..constants import DEFAULT_LISTEN
 from ..errors import HubAlreadyRunning, LockfileError
 from ..lockfile import (
     LockInfo,
@@ -38,8 +39,6 @@ from .limits import DEFAULT_LIMITS, Limits
 from .pages import HubRoot
 from .standard import StandardProfile
 from .status import StatusMonitor, StatusResource, status_url
-
-DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"
 
 
 @inlineCallbacks

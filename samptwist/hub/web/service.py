@@ -13,15 +13,13 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 
 from ..._log import Logger
+from ...constants import DEFAULT_WEB_LISTEN  # the standard endpoint (WEB-HTTP-1)
 from ..core import Hub
 from .consent import IConsentPolicy, consent_from_spec
 from .profile import WebProfile
 from .restrict import SAFE_MTYPES, MessageRestriction
 from .site import WebProfileSite, WebRoot
 from .translator import Translator
-
-#: The Web Profile's standard endpoint (WEB-HTTP-1).
-DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
 
 
 class WebProfileService(Service):
