@@ -180,8 +180,8 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
             max_queue_bytes=options["max-queue-bytes"],
         ),
     )
-    service.ready.addErrback(_fatal, reactor)
-    service.stopped.addCallback(lambda _: _stop_reactor(reactor))
+    service.when_ready().addErrback(_fatal, reactor)
+    service.when_stopped().addCallback(lambda _: _stop_reactor(reactor))
     reactor.addSystemEventTrigger("after", "shutdown", _exit_normally, reactor)
     return service
 

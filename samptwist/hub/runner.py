@@ -59,7 +59,7 @@ class RunningHub:
 
     @property
     def is_running(self) -> bool:
-        return bool(self.service.running) and not self.service.stopped.called
+        return bool(self.service.running) and not self.service.has_stopped
 
     def _reactor_stopping(self) -> Deferred:
         self._trigger = None  # it is firing: nothing to remove
@@ -77,7 +77,7 @@ class RunningHub:
             self.service.reactor.removeSystemEventTrigger(self._trigger)
             self._trigger = None
         if not self.service.running:
-            return self.service.stopped
+            return self.service.when_stopped()
         return self.service.stopService()
 
 
@@ -125,7 +125,7 @@ def start_hub(
 
     async def started() -> RunningHub:
         try:
-            await service.ready
+            await service.when_ready()
         except BaseException:
             await service.stopService()
             raise

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: every samptwist module `import samptwist.tap` may load
 TAP_MODULES = {
-    "samptwist", "samptwist._http", "samptwist._log", "samptwist._version", "samptwist.errors",
+    "samptwist", "samptwist._http", "samptwist._log", "samptwist._oneshot", "samptwist._version",
+    "samptwist.errors",
     "samptwist.constants", "samptwist.hub", "samptwist.hub.activity", "samptwist.hub.callbacks",
     "samptwist.hub.core",
     "samptwist.hub.delivery", "samptwist.hub.httpguard", "samptwist.hub.limits",
