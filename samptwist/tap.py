@@ -13,12 +13,11 @@ from twisted.logger import LogLevel
 from twisted.python import usage
 
 from ._log import Logger, set_level
+from .constants import DEFAULT_LISTEN, DEFAULT_WEB_LISTEN
 from .errors import HubAlreadyRunning, LockfileError
 from .hub.limits import DEFAULT_LIMITS, Limits
-from .hub.service import DEFAULT_LISTEN, HubService
+from .hub.service import HubService
 from .lockfile import hub_lockfile_path
-
-DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
 
 log = Logger()
 
@@ -181,8 +180,8 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
             max_queue_bytes=options["max-queue-bytes"],
         ),
     )
-    service.ready.addErrback(_fatal, reactor)
-    service.stopped.addCallback(lambda _: _stop_reactor(reactor))
+    service.when_ready().addErrback(_fatal, reactor)
+    service.when_stopped().addCallback(lambda _: _stop_reactor(reactor))
     reactor.addSystemEventTrigger("after", "shutdown", _exit_normally, reactor)
     return service
 

@@ -23,6 +23,9 @@ from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succe
 from twisted.python.failure import Failure
 
 from .._log import Logger
+from ..constants import DEFAULT_LISTEN, PING  # noqa: F401 (DEFAULT_LISTEN re-exported)
+from ..constants import DISCONNECT as HUB_DISCONNECT
+from ..constants import SHUTDOWN as HUB_SHUTDOWN
 from ..errors import SAMPHubError
 from ..lockfile import LockInfo
 from ..mtype import is_mtype
@@ -47,11 +50,6 @@ from .proxy import HubProxy, IPoster
 from .reconnect import Reconnector
 from .tracker import EVENTS as TRACKER_EVENTS
 from .tracker import ClientTracker
-
-PING = "samp.app.ping"
-HUB_SHUTDOWN = "samp.hub.event.shutdown"
-HUB_DISCONNECT = "samp.hub.disconnect"
-DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"
 
 ResponseCallback = Callable[[str, Dict[str, Any]], Any]
 

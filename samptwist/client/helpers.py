@@ -21,15 +21,14 @@ from typing import Any, Dict, Iterator, Optional, Union
 
 from twisted.internet.defer import Deferred, TimeoutError
 
+from ..constants import IMAGE_LOAD_FITS as IMAGE_MTYPE
+from ..constants import SPECTRUM_LOAD_SSA as SPECTRUM_MTYPE
+from ..constants import TABLE_LOAD_VOTABLE as TABLE_MTYPE
 from ..errors import SAMPCallError
 from .connection import SAMPClient
 from .errors import BroadcastTimeout
 from .handlers import make_message
 from .naming import pick_by_name
-
-TABLE_MTYPE = "table.load.votable"
-IMAGE_MTYPE = "image.load.fits"
-SPECTRUM_MTYPE = "spectrum.load.ssa-generic"
 
 
 async def _find(client: SAMPClient, name: str) -> str:

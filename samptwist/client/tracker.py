@@ -12,15 +12,11 @@ from typing import Any, Callable, Dict, List, Optional, Protocol
 from twisted.internet.defer import Deferred, gatherResults
 
 from .._log import Logger
+from ..constants import CLIENT_EVENTS as EVENTS  # noqa: F401 (re-exported)
+from ..constants import METADATA, REGISTER, SUBSCRIPTIONS, UNREGISTER
 from ..mtype import subscription_for
 from .naming import pick_by_name
 from .observer import Observable
-
-REGISTER = "samp.hub.event.register"
-UNREGISTER = "samp.hub.event.unregister"
-METADATA = "samp.hub.event.metadata"
-SUBSCRIPTIONS = "samp.hub.event.subscriptions"
-EVENTS = (REGISTER, UNREGISTER, METADATA, SUBSCRIPTIONS)
 
 
 class TrackedClient(Protocol):

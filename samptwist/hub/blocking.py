@@ -27,10 +27,10 @@ from typing import Any, Dict, List, Optional
 
 from .._log import Logger
 from .._reactorthread import run_in_reactor
+from ..constants import DEFAULT_LISTEN
 from ..errors import SAMPHubError, SAMPWarning
 from ..lockfile import MULTIPLE_DIRECTORY, MULTIPLE_PREFIX, home_directory
 from .runner import RunningHub, start_hub
-from .service import DEFAULT_LISTEN
 from .web.consent import DialogConsent, IConsentPolicy
 
 log = Logger()

@@ -21,20 +21,22 @@ from twisted.python.failure import Failure
 
 from .._log import Logger
 from .._version import __version__
+from ..constants import (  # noqa: F401 (re-exported: hub modules import them from here)
+    DISCONNECT,
+    HUB_ID,
+    METADATA,
+    PING,
+    REGISTER,
+    SHUTDOWN,
+    STATUS_ERROR,
+    SUBSCRIPTIONS,
+    UNREGISTER,
+)
 from ..errors import SAMPHubError, SAMPValueError
 from ..mtype import check_mtype, check_subscriptions, subscription_for
 from ..types import check_map, check_string, decode_int, samp_size
 from .callbacks import DeliveryFailed, ICallbackTarget, QueueFull
 from .limits import DEFAULT_LIMITS, Limits, over_limit
-
-HUB_ID = "hub"
-
-SHUTDOWN = "samp.hub.event.shutdown"
-REGISTER = "samp.hub.event.register"
-UNREGISTER = "samp.hub.event.unregister"
-METADATA = "samp.hub.event.metadata"
-SUBSCRIPTIONS = "samp.hub.event.subscriptions"
-DISCONNECT = "samp.hub.disconnect"
 
 
 def error_response(text: str, **extra: str) -> Dict[str, Any]:
@@ -42,7 +44,7 @@ def error_response(text: str, **extra: str) -> Dict[str, Any]:
     @return: a SAMP response map with C{samp.status} C{samp.error} and an
         error map whose C{samp.errortxt} is C{text}.
     """
-    return {"samp.status": "samp.error", "samp.error": {"samp.errortxt": text, **extra}}
+    return {"samp.status": STATUS_ERROR, "samp.error": {"samp.errortxt": text, **extra}}
 
 
 def _lookup_hash(key: str) -> bytes:
@@ -184,7 +186,7 @@ class Hub:
         self.hub_client = Client(HUB_ID, self._new_key(), "hub")
         self.hub_client.metadata = metadata or default_hub_metadata()
         self.hub_client.subscriptions = {
-            "samp.app.ping": {},
+            PING: {},
             "x-samp.query.by-meta": {},
             "samp.query.by-meta": {},
         }

@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from .._log import Logger
+from ..constants import PING, STATUS_ERROR, STATUS_OK
 from .callbacks import ICallbackTarget
 
 if TYPE_CHECKING:
@@ -49,19 +50,19 @@ class HubClientTarget:
         """
         mtype = message.get("samp.mtype")
         params = message.get("samp.params") or {}
-        if mtype == "samp.app.ping":
-            return {"samp.status": "samp.ok", "samp.result": {}}
+        if mtype == PING:
+            return {"samp.status": STATUS_OK, "samp.result": {}}
         if mtype in ("samp.query.by-meta", "x-samp.query.by-meta"):
             key, value = params.get("key"), params.get("value")
             if not isinstance(key, str) or value is None:
                 return {
-                    "samp.status": "samp.error",
+                    "samp.status": STATUS_ERROR,
                     "samp.error": {"samp.errortxt": "query.by-meta needs params key and value"},
                 }
             ids = [c.public_id for c in self.hub.clients if c.metadata.get(key) == value]
-            return {"samp.status": "samp.ok", "samp.result": {"ids": ids}}
+            return {"samp.status": STATUS_OK, "samp.result": {"ids": ids}}
         return {
-            "samp.status": "samp.error",
+            "samp.status": STATUS_ERROR,
             "samp.error": {"samp.errortxt": f"the hub does not handle {mtype}"},
         }
 

@@ -14,10 +14,9 @@ from typing import Any, Dict, Optional, Union
 
 from twisted.internet.defer import Deferred, ensureDeferred
 
+from ..constants import DEFAULT_LISTEN, DEFAULT_WEB_LISTEN
 from ..lockfile import read_lockfile
-from .service import DEFAULT_LISTEN, HubService
-
-DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
+from .service import HubService
 
 
 @dataclass
@@ -60,7 +59,7 @@ class RunningHub:
 
     @property
     def is_running(self) -> bool:
-        return bool(self.service.running) and not self.service.stopped.called
+        return bool(self.service.running) and not self.service.has_stopped
 
     def _reactor_stopping(self) -> Deferred:
         self._trigger = None  # it is firing: nothing to remove
@@ -78,7 +77,7 @@ class RunningHub:
             self.service.reactor.removeSystemEventTrigger(self._trigger)
             self._trigger = None
         if not self.service.running:
-            return self.service.stopped
+            return self.service.when_stopped()
         return self.service.stopService()
 
 
@@ -126,7 +125,7 @@ def start_hub(
 
     async def started() -> RunningHub:
         try:
-            await service.ready
+            await service.when_ready()
         except BaseException:
             await service.stopService()
             raise

@@ -19,7 +19,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import LogLevel
 
 from .._log import Logger, get_level
+from .._oneshot import OneShot
 from .._version import __version__
+from ..constants import DEFAULT_LISTEN
 from ..errors import HubAlreadyRunning, LockfileError
 from ..lockfile import (
     LockInfo,
@@ -38,8 +40,6 @@ from .limits import DEFAULT_LIMITS, Limits
 from .pages import HubRoot
 from .standard import StandardProfile
 from .status import StatusMonitor, StatusResource, status_url
-
-DEFAULT_LISTEN = "tcp:0:interface=127.0.0.1"
 
 
 @inlineCallbacks
@@ -182,10 +182,14 @@ class HubService(MultiService):
     """
     A complete SAMP hub.
 
-    Add it to an application (or call C{startService}); L{ready} fires with
-    the service once the hub listens and its lockfile is written, or fails
-    with L{HubAlreadyRunning}.  C{stopService} notifies
-    C{samp.hub.event.shutdown}, closes the port and removes the lockfile.
+    Add it to an application (or call C{startService}); L{when_ready}
+    fires with the service once the hub listens and its lockfile is written,
+    or fails with L{HubAlreadyRunning}.  C{stopService} notifies
+    C{samp.hub.event.shutdown}, closes the port and removes the lockfile;
+    L{when_stopped} fires after that.  Each call of L{when_ready} or
+    L{when_stopped} (and each read of the L{ready} / L{stopped}
+    properties) returns a new Deferred: what one consumer's callbacks return
+    does not change what another receives.
 
     @ivar hub: the L{Hub} core.
     @ivar url: the Standard Profile XML-RPC URL, once listening.
@@ -263,8 +267,7 @@ class HubService(MultiService):
             self.hub, hub_timeout, client_timeout, on_hub_timeout=self._idle
         )
         self.activity.setServiceParent(self)
-        #: fires once the hub has stopped (after stopService completed)
-        self.stopped: Deferred = Deferred()
+        self._stopped: OneShot[None] = OneShot()
         self.web: Optional[Any] = None
         if web_listen is not None:
             from .web.service import WebProfileService
@@ -278,8 +281,45 @@ class HubService(MultiService):
             self.web.setServiceParent(self)
             self.status.attach_consent(self.web.consent)
         self.url: Optional[str] = None
-        self.ready: Deferred = Deferred()
+        self._ready: OneShot[HubService] = OneShot()
         self._port: Any = None
+
+    def when_ready(self) -> Deferred[HubService]:
+        """
+        @return: a new L{Deferred} firing with this service once the hub
+            listens and its lockfile is written (at once if it is already),
+            or failing with L{HubAlreadyRunning}, L{LockfileError} or the
+            listening error.
+        """
+        return self._ready.observe()
+
+    def when_stopped(self) -> Deferred[None]:
+        """
+        @return: a new L{Deferred} firing with C{None} once C{stopService}
+            has completed (at once if it has already); it never fails.
+        """
+        return self._stopped.observe()
+
+    @property
+    def ready(self) -> Deferred[HubService]:
+        """
+        A new L{Deferred} on each access: the same as L{when_ready}.
+        """
+        return self.when_ready()
+
+    @property
+    def stopped(self) -> Deferred[None]:
+        """
+        A new L{Deferred} on each access: the same as L{when_stopped}.
+        """
+        return self.when_stopped()
+
+    @property
+    def has_stopped(self) -> bool:
+        """
+        C{True} once C{stopService} has completed.
+        """
+        return self._stopped.called
 
     def startService(self) -> None:
         super().startService()
@@ -329,7 +369,7 @@ class HubService(MultiService):
             hint="" if default else f"; clients need SAMP_HUB=std-lockurl:{self.lockfile.as_uri()}",
             log_always=True,
         )
-        self.ready.callback(self)
+        self._ready.fire(self)
 
     def _start_failed(self, failure: Any) -> None:
         if self._port is not None:
@@ -338,7 +378,7 @@ class HubService(MultiService):
         if self.web is not None and self.web.running:
             self.web.stopService()  # the hub did not start: free its port too
         self.hub.running = False
-        self.ready.errback(failure)
+        self._ready.fail(failure)
 
     def _idle(self) -> None:
         if self.running:
@@ -346,7 +386,7 @@ class HubService(MultiService):
 
     @inlineCallbacks
     def stopService(self) -> Any:
-        if self.stopped.called:
+        if self._stopped.called:
             return
         yield self.hub.shutdown(self.shutdown_grace)
         if self._port is not None:
@@ -355,5 +395,5 @@ class HubService(MultiService):
         yield MultiService.stopService(self)
         yield self.caller.close()
         self.log.info("hub stopped")
-        if not self.stopped.called:
-            self.stopped.callback(None)
+        if not self._stopped.called:
+            self._stopped.fire(None)

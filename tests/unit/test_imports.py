@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: every samptwist module `import samptwist.tap` may load
 TAP_MODULES = {
-    "samptwist", "samptwist._http", "samptwist._log", "samptwist._version", "samptwist.errors",
-    "samptwist.hub", "samptwist.hub.activity", "samptwist.hub.callbacks", "samptwist.hub.core",
+    "samptwist", "samptwist._http", "samptwist._log", "samptwist._oneshot", "samptwist._version",
+    "samptwist.errors",
+    "samptwist.constants", "samptwist.hub", "samptwist.hub.activity", "samptwist.hub.callbacks",
+    "samptwist.hub.core",
     "samptwist.hub.delivery", "samptwist.hub.httpguard", "samptwist.hub.limits",
     "samptwist.hub.pages",
     "samptwist.hub.service", "samptwist.hub.standard", "samptwist.hub.status",
@@ -131,3 +133,12 @@ def test_package_root_imports_nothing_heavy(baseline):
 def test_client_does_not_import_the_hub():
     loaded = modules_after("import samptwist.client")
     assert {m for m in loaded if m.startswith("samptwist.hub")} == set()
+
+
+def test_constants_import_nothing_of_ours(baseline):
+    """Both sides import samptwist.constants: it needs neither (nor Twisted)."""
+    loaded = modules_after("import samptwist.constants")
+    assert {m for m in loaded if m.startswith("samptwist")} == {"samptwist", "samptwist._version",
+                                                                "samptwist.errors",
+                                                                "samptwist.constants"}
+    assert third_party("import samptwist.constants", baseline) == set()

@@ -13,15 +13,14 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 
 from ..._log import Logger
+from ..._oneshot import OneShot
+from ...constants import DEFAULT_WEB_LISTEN  # the standard endpoint (WEB-HTTP-1)
 from ..core import Hub
 from .consent import IConsentPolicy, consent_from_spec
 from .profile import WebProfile
 from .restrict import SAFE_MTYPES, MessageRestriction
 from .site import WebProfileSite, WebRoot
 from .translator import Translator
-
-#: The Web Profile's standard endpoint (WEB-HTTP-1).
-DEFAULT_WEB_LISTEN = "tcp:21012:interface=127.0.0.1"
 
 
 class WebProfileService(Service):
@@ -33,8 +32,9 @@ class WebProfileService(Service):
     without a Web Profile; the Standard Profile is not affected.  An
     endpoint that is not on a loopback interface is refused the same way.
 
-    @ivar ready: fires with the service once listening, or with C{None} if
-        it could not listen; never fails.
+    L{when_ready} (or the L{ready} property) hands each caller a new
+    Deferred firing with the service once listening, or with C{None} if it
+    could not listen; it never fails.
     @ivar url: C{http://127.0.0.1:PORT/} once listening.
     """
 
@@ -98,8 +98,23 @@ class WebProfileService(Service):
         self.root = WebRoot(self.profile, self.translator, legacy_policies)
         self.site = WebProfileSite(self.root)
         self.url: Optional[str] = None
-        self.ready: Deferred = Deferred()
+        self._ready: OneShot[Optional[WebProfileService]] = OneShot()
         self._port: Any = None
+
+    def when_ready(self) -> Deferred[Optional[WebProfileService]]:
+        """
+        @return: a new L{Deferred} firing with this service once it listens,
+            or with C{None} if it could not (at once if either happened
+            already); it never fails.
+        """
+        return self._ready.observe()
+
+    @property
+    def ready(self) -> Deferred[Optional[WebProfileService]]:
+        """
+        A new L{Deferred} on each access: the same as L{when_ready}.
+        """
+        return self.when_ready()
 
     def startService(self) -> None:
         super().startService()
@@ -122,7 +137,7 @@ class WebProfileService(Service):
                 "Profile only listens on 127.0.0.1 or ::1",
                 listen=self.listen,
             )
-            self.ready.callback(None)
+            self._ready.fire(None)
             return
         self.root.port = self.profile.port = address.port
         shown = f"[{host}]" if ":" in host else host
@@ -132,7 +147,7 @@ class WebProfileService(Service):
             url=self.url,
             consent=self.consent.describe(),
         )
-        self.ready.callback(self)
+        self._ready.fire(self)
 
     def _cannot_listen(self, failure: Any) -> None:
         self.log.error(
@@ -141,7 +156,7 @@ class WebProfileService(Service):
             listen=self.listen,
             why=failure.getErrorMessage(),
         )
-        self.ready.callback(None)
+        self._ready.fire(None)
 
     @inlineCallbacks
     def stopService(self) -> Any:
