@@ -9,6 +9,15 @@ side keeps (L{Exports}) for a limited time.  The other side remembers the
 tokens it saw in messages that crossed (L{Imports}) and serves exactly
 those on its loopback (L{FileServer}), streaming each file through the
 link from the side that has it.  Nothing else is readable from either side.
+
+Some files never cross, whoever names them (L{private_reason}): whatever
+lies under C{~/.ssh} or C{~/.gnupg}, SAMP lockfiles (C{~/.samp},
+C{~/.samp-1/}, the one C{SAMP_HUB} names: they hold hub secrets), our
+remembered Web Profile consents, and any file that starts like a private
+key.  Any client of this side's hub may name a file in a message, a
+consented web page included, so this is checked on the resolved path, at
+export time; such a URL crosses unchanged, and so stays unreadable on the
+other side.
 """
 
 from __future__ import annotations
@@ -63,6 +72,49 @@ def _walk(value: Any, fn: Callable[[str], str]) -> Any:
     if isinstance(value, dict):
         return {k: _walk(v, fn) for k, v in value.items()}
     return value
+
+
+#: first bytes of private keys in the formats ssh, OpenSSL and GnuPG write
+_KEY_MARKS = (b"-----BEGIN OPENSSH PRIVATE KEY", b"-----BEGIN RSA PRIVATE KEY",
+              b"-----BEGIN EC PRIVATE KEY", b"-----BEGIN DSA PRIVATE KEY",
+              b"-----BEGIN PRIVATE KEY", b"-----BEGIN ENCRYPTED PRIVATE KEY",
+              b"-----BEGIN PGP PRIVATE KEY")
+
+
+def _private_places(home: Path, env: Dict[str, str]) -> List[Path]:
+    places = [home / ".ssh", home / ".gnupg", home / ".samp", home / ".samp-1"]
+    config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+    places.append(config / "samptwist")
+    hub = env.get("SAMP_HUB", "")
+    if hub.startswith("std-lockurl:file:"):
+        named = local_path(hub[len("std-lockurl:"):])
+        if named is not None:
+            places.append(named)
+    return [Path(os.path.realpath(p)) for p in places]
+
+
+def private_reason(path: Path, home: Optional[Path] = None,
+                   env: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """
+    @param path: a file a message names (symbolic links are followed).
+    @param home: the user's home (default: C{~}).
+    @param env: the environment (default: C{os.environ}).
+    @return: why the file must not leave this machine, or C{None} if it may.
+    """
+    env = dict(os.environ if env is None else env)
+    home = Path(os.path.expanduser("~") if home is None else home)
+    real = Path(os.path.realpath(path))
+    for place in _private_places(home, env):
+        if real == place or place in real.parents:
+            return f"{place} holds secrets"
+    try:
+        with open(real, "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:
+        return None  # unreadable: it will not be exported anyway
+    if head.startswith(_KEY_MARKS):
+        return "it is a private key"
+    return None
 
 
 def local_path(url: str) -> Optional[Path]:
@@ -167,6 +219,12 @@ class Exports(_Tokens):
                         return text
                 except OSError:
                     return text
+                why = private_reason(path)
+                if why is not None:
+                    log.warn("not sending {path} to the other side: {why}", path=str(path),
+                             why=why)
+                    return text
+                path = Path(os.path.realpath(path))
                 token = self.export("file", str(path))
                 return f"http://127.0.0.1:{port}/{token}/{quote(path.name)}"
             if is_loopback_http(text) and not text.startswith(f"http://127.0.0.1:{port}/"):
