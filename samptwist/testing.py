@@ -4,7 +4,7 @@ Test doubles for code that uses samptwist, and for samptwist itself.
   - L{MemoryRig}: a real samptwist hub (its L{Hub} core and Standard Profile
     resource) and any number of L{SAMPClient}s, wired together in memory: no
     sockets, no lockfile, no threads, every timeout on one clock
-    (a L{MemoryReactorClock}, a L{task.Clock} with the reactor interfaces a
+    (a L{MemoryReactorClock}, a L{Clock<twisted.internet.task.Clock>} with the reactor interfaces a
     client uses).  Unit-test your own SAMP client code against it::
 
         rig = MemoryRig()

@@ -154,7 +154,7 @@ def resolve(clients: Mapping[str, Mapping[str, Any]], wanted: str) -> str:
 
 def parse_params(items: Sequence[str]) -> Dict[str, Any]:
     """
-    Parse C{key=value} arguments.  A value starting with C{[}, C{{} or
+    Parse C{key=value} arguments.  A value starting with C{[}, C{E{lb}} or
     C{"} is read as JSON (numbers and booleans in it become SAMP strings);
     anything else is a plain string.
 

@@ -1,5 +1,5 @@
 """
-L{SAMPClient}: a Deferred-based SAMP client for Twisted programs.
+L{SAMPClient}: a Deferred-based SAMP client for Twisted programs::
 
     client = SAMPClient(reactor, name="my-app")
     client.add_handler("table.load.votable", load)  # subscriptions follow
@@ -126,7 +126,7 @@ class SAMPClient:
     """
     One connection of this program to a SAMP hub (Standard Profile).
 
-    @ivar reactor: the reactor (or a L{task.Clock} in tests).
+    @ivar reactor: the reactor (or a L{task.Clock<twisted.internet.task.Clock>} in tests).
     @ivar metadata: the metadata declared at every (re)connection.
     @ivar handlers: the L{HandlerTable}; its patterns are the subscriptions.
     @ivar tracker: the L{ClientTracker}, or C{None} if tracking is off.

@@ -1,5 +1,5 @@
 """
-Starting and stopping a hub from Python code on a running reactor.
+Starting and stopping a hub from Python code on a running reactor::
 
     hub = await start_hub(reactor, lockfile="/tmp/test.samp", web=False)
     ...

@@ -271,7 +271,7 @@ class DialogConsent:
 
     @param dialog: the dialog object; its C{queue_request} and
         C{queue_result} attributes are set here.
-    @param reactor: provides C{callLater} (a L{task.Clock} in tests).
+    @param reactor: provides C{callLater} (a L{task.Clock<twisted.internet.task.Clock>} in tests).
     """
 
     def __init__(self, dialog: Any, reactor: Any, interval: float = 0.05) -> None:

@@ -101,7 +101,7 @@ class Translator(Resource):
         """
         @param lookup: maps a translator token to the web client's state
             (with C{.permitted} and C{.client}), or C{None}.
-        @param agent: an L{IAgent} for remote fetches (default: a
+        @param agent: an L{IAgent<twisted.web.iweb.IAgent>} for remote fetches (default: a
             non-persistent L{Agent}, which follows no redirects by itself).
         """
         super().__init__()
