@@ -17,15 +17,20 @@ from pydoctor import extensions, model
 
 
 class _ResolveWhereDefined(extensions.DocumentableMixin):
+    """
+    Remembers where an object was defined before pydoctor moved it, and
+    resolves there the names its new parent does not define.
+    """
+
     _defined_in: Optional[model.Documentable] = None
 
     def reparent(self, new_parent: model.Module, new_name: str) -> None:
         if self._defined_in is None:
-            self._defined_in = self.parent  # type: ignore[attr-defined]
-        super().reparent(new_parent, new_name)  # type: ignore[misc]
+            self._defined_in = self.parent
+        super().reparent(new_parent, new_name)
 
     def _localNameToFullName(self, name: str) -> str:
-        full: str = super()._localNameToFullName(name)  # type: ignore[misc]
+        full: str = super()._localNameToFullName(name)
         if full == name and self._defined_in is not None:
             return self._defined_in._localNameToFullName(name)
         return full
