@@ -30,7 +30,7 @@ import traceback
 import warnings
 import weakref
 import xmlrpc.client
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
@@ -233,10 +233,28 @@ def _takes_msg_id(function: Callable[..., Any]) -> bool:
     return positional >= 6
 
 
+class CallbackTarget(Protocol):
+    """
+    Who takes a blocking client's callbacks, with pyvo's signatures: the
+    L{SAMPClient} itself, or the L{SAMPIntegratedClient} that made it (so
+    that its subclasses may override C{receive_*} too).
+    """
+
+    def receive_notification(self, private_key: str, sender_id: str,
+                             message: Dict[str, Any]) -> Any: ...
+
+    def receive_call(self, private_key: str, sender_id: str, msg_id: str,
+                     message: Dict[str, Any]) -> Any: ...
+
+    def receive_response(self, private_key: str, responder_id: str, msg_tag: str,
+                         response: Dict[str, Any]) -> Any: ...
+
+
 class _Receiver:
     """
-    Hands the callbacks the resource accepted to the client's C{receive_*}
-    methods in the reactor's thread pool (reactor thread).
+    Hands the callbacks the resource accepted to the client's
+    L{SAMPClient.callback_target} in the reactor's thread pool (reactor
+    thread).
     """
 
     def __init__(self, client: SAMPClient) -> None:
@@ -246,23 +264,20 @@ class _Receiver:
         d = deferToThread(fn, *args)
         d.addErrback(lambda f: log.failure("{what} handler failed", f, what=what))
 
-    def _target(self) -> Any:
-        # An integrated client that owns this client takes the callbacks, so
-        # that its subclasses may override receive_* too.
-        return self.client._owner or self.client
-
     def receive_notification(self, sender_id: str, message: Dict[str, Any]) -> None:
         key = self.client.get_private_key()
-        self._run("notification", self._target().receive_notification, key, sender_id, message)
+        target = self.client.callback_target
+        self._run("notification", target.receive_notification, key, sender_id, message)
 
     def receive_call(self, sender_id: str, msg_id: str, message: Dict[str, Any]) -> None:
         key = self.client.get_private_key()
-        self._run("call", self._target().receive_call, key, sender_id, msg_id, message)
+        target = self.client.callback_target
+        self._run("call", target.receive_call, key, sender_id, msg_id, message)
 
     def receive_response(self, responder_id: str, msg_tag: str, response: Dict[str, Any]) -> None:
         key = self.client.get_private_key()
-        self._run("response", self._target().receive_response, key, responder_id, msg_tag,
-                  response)
+        target = self.client.callback_target
+        self._run("response", target.receive_response, key, responder_id, msg_tag, response)
 
 
 class SAMPClient:
@@ -309,8 +324,9 @@ class SAMPClient:
         }
         self._response_bindings: Dict[str, Callable[..., Any]] = {}
         self.hub = hub
-        #: the L{SAMPIntegratedClient} that made this client, if any
-        self._owner: Any = None
+        #: who takes the callbacks (a L{CallbackTarget}): this client, or
+        #: the L{SAMPIntegratedClient} that made it
+        self.callback_target: CallbackTarget = self
 
     # -- running
 
@@ -726,7 +742,7 @@ class SAMPIntegratedClient:
             raise SAMPClientError("already connected; call disconnect() first")
         self.hub.connect(hub, hub_params, pool_size)
         self.client = SAMPClient(self.hub, **self.client_arguments)
-        self.client._owner = self
+        self.client.callback_target = self
         self.client.start()
         try:
             self.client.register()

@@ -200,12 +200,6 @@ class ClientTracker:
 
     # Queries
 
-    def ids_by_name(self, name: str) -> List[str]:
-        """
-        @return: ids of the clients whose C{samp.name} is C{name}.
-        """
-        return sorted(i for i, c in self.clients.items() if c.name == name)
-
     def find(self, name: str) -> Optional[str]:
         """
         @return: the id of a client named C{name}, by the rule of

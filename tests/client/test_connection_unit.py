@@ -97,7 +97,7 @@ def test_call_round_trip(rig):
     response = result_of(d)
     assert response["samp.status"] == "samp.ok"
     assert response["samp.result"] == {"echo": "hi"}
-    assert a._pending == {}
+    assert len(a.pending) == 0
 
 
 def test_handler_exception_becomes_samp_error(rig):
@@ -182,7 +182,7 @@ def test_call_timeout_and_late_reply_ignored(rig):
     assert not d.called
     rig.reactor.advance(0.2)
     assert failure_of(d).check(TimeoutError)
-    assert a._pending == {}
+    assert len(a.pending) == 0
     later.callback({})
     rig.settle()  # the late response arrives and is dropped quietly
 
@@ -197,7 +197,7 @@ def test_call_cancel_ignores_late_reply(rig):
     rig.settle()
     d.cancel()
     assert failure_of(d).check(CancelledError)
-    assert a._pending == {}
+    assert len(a.pending) == 0
     later.callback({})
     rig.settle()
 
@@ -209,7 +209,7 @@ def test_call_refused_by_hub(rig):
     rig.settle()
     f = failure_of(d)
     assert f.check(SAMPHubError) and not f.check(SAMPCallError)
-    assert a._pending == {}
+    assert len(a.pending) == 0
 
 
 def test_call_all_collects_responses(rig):
@@ -259,7 +259,7 @@ def test_call_all_cancel(rig):
     rig.settle()
     d.cancel()
     assert failure_of(d).check(CancelledError)
-    assert a._pending == {}
+    assert len(a.pending) == 0
 
 
 def test_call_and_wait_round_trip(rig):

@@ -38,7 +38,7 @@ def test_wrong_private_key_is_a_fault(rig):
         post(client.callback_resource, "samp.client.receiveCall", "", "c9", "m1", message)
     assert seen == []
     # The right key works and the callback answers "" at once (CLI-CB-4).
-    key = client._key
+    key = client.callback_resource.private_key
     assert post(client.callback_resource, "samp.client.receiveNotification", key, "c9",
                 message) == ""
     rig.settle()
@@ -55,10 +55,11 @@ def test_unregistered_client_refuses_every_callback(rig):
 
 def test_callback_checks_arguments(rig):
     client = rig.connected("a")
+    key = client.callback_resource.private_key
     with pytest.raises(xmlrpc.client.Fault):
-        post(client.callback_resource, "samp.client.receiveNotification", client._key, "c1")
+        post(client.callback_resource, "samp.client.receiveNotification", key, "c1")
     with pytest.raises(xmlrpc.client.Fault):
-        post(client.callback_resource, "samp.client.nonsense", client._key)
+        post(client.callback_resource, "samp.client.nonsense", key)
 
 
 def test_most_specific_handler_wins(rig):
