@@ -45,6 +45,14 @@ class Rig:
     def post(self, url: str = URL, body: bytes = BODY, keepalive: bool = True) -> List[Any]:
         return outcome(self.http.post(url, body, keepalive))
 
+    def answered(self) -> Tuple[Any, StringTransport]:
+        """One POST answered on a new persistent connection; @return: it."""
+        got = self.post()
+        proto, transport = self.connect()
+        proto.dataReceived(head("200 OK", f"Content-Length: {len(OK)}") + OK)
+        assert got == [Answer(200, OK, True)]
+        return proto, transport
+
     def connect(self) -> Tuple[Any, StringTransport]:
         """Complete the newest pending connectTCP; @return: (protocol, transport)."""
         host, port, factory, timeout, _ = self.reactor.tcpClients[self.connected]
@@ -176,9 +184,7 @@ def test_reused_connection_and_retry_once_after_server_closed_it():
 
 def test_no_second_retry():
     rig = Rig()
-    rig.post()
-    proto, _ = rig.connect()
-    proto.dataReceived(head("200 OK", f"Content-Length: {len(OK)}") + OK)
+    proto, _ = rig.answered()
     got = rig.post()
     proto.connectionLost(Failure(ConnectionDone()))  # retried on a new one...
     proto2, _ = rig.connect()
@@ -189,9 +195,7 @@ def test_no_second_retry():
 def test_no_retry_once_the_answer_began():
     """A server that began answering did process the request: no resend."""
     rig = Rig()
-    rig.post()
-    proto, _ = rig.connect()
-    proto.dataReceived(head("200 OK", f"Content-Length: {len(OK)}") + OK)
+    proto, _ = rig.answered()
     got = rig.post()
     proto.dataReceived(head("200 OK", f"Content-Length: {len(OK)}"))
     proto.connectionLost(Failure(ConnectionDone()))
@@ -296,9 +300,7 @@ def test_http_error_is_an_answer():
 
 def test_idle_timeout_closes_pooled_connection():
     rig = Rig(idle_timeout=30)
-    rig.post()
-    proto, transport = rig.connect()
-    proto.dataReceived(head("200 OK", f"Content-Length: {len(OK)}") + OK)
+    proto, transport = rig.answered()
     rig.reactor.advance(29)
     assert not transport.disconnecting
     rig.reactor.advance(2)
@@ -310,9 +312,7 @@ def test_idle_timeout_closes_pooled_connection():
 
 def test_unasked_bytes_on_idle_connection_drop_it():
     rig = Rig()
-    rig.post()
-    proto, transport = rig.connect()
-    proto.dataReceived(head("200 OK", f"Content-Length: {len(OK)}") + OK)
+    proto, transport = rig.answered()
     proto.dataReceived(b"HTTP/1.1 200 OK\r\n")
     assert transport.disconnecting
     rig.post()
@@ -321,9 +321,7 @@ def test_unasked_bytes_on_idle_connection_drop_it():
 
 def test_close_closes_connections():
     rig = Rig()
-    rig.post()
-    proto, transport = rig.connect()
-    proto.dataReceived(head("200 OK", f"Content-Length: {len(OK)}") + OK)
+    proto, transport = rig.answered()
     done = outcome(rig.http.close())
     assert done == [None] and transport.disconnecting
 
