@@ -5,6 +5,21 @@ connection pool, each request bounded by a timeout.
 
 A slow or hung recipient only holds up its own queue; every other client is
 served as usual.
+
+How many callbacks are in flight to one recipient depends on its callback
+server.  One that keeps connections open (samptwist's clients, any HTTP/1.1
+server) gets one at a time: the next starts when the previous is answered, so
+it handles them strictly in order (HUB-ORDER-1).  One that closes the
+connection after each answer (pyvo's and JSAMP's HTTP/1.0-style servers,
+which handle every connection in a thread of its own) gets up to
+L{CallbackCaller.max_in_flight}: otherwise each callback costs a whole
+connect-request-close round trip while the hub waits.  They are still
+started in queue order, each on a connection opened after the previous one's;
+the recipient's threads may overlap their handling, as they do under pyvo's
+own hub, which starts a thread per delivery.  Hub messages
+(C{samp.hub.*}: events, C{samp.hub.disconnect}) are never overlapped with
+anything: each waits for the callbacks in flight and goes alone, so a
+client's view of the hub's events stays in order.
 """
 
 from __future__ import annotations
@@ -83,6 +98,10 @@ def check_callback_url(url: Any) -> str:
     return url
 
 
+#: callbacks in flight at once to a recipient that closes its connections
+DEFAULT_MAX_IN_FLIGHT = 4
+
+
 class CallbackCaller:
     """
     Makes the hub's outgoing XML-RPC callbacks over one
@@ -91,7 +110,12 @@ class CallbackCaller:
 
     @ivar timeout: seconds allowed for one callback, connection to answer.
     @ivar http: the HTTP client.
+    @ivar max_in_flight: most callbacks in flight at once to one recipient
+        whose server closes the connection after each answer (1: strictly
+        one at a time for every recipient).
     """
+
+    max_in_flight = DEFAULT_MAX_IN_FLIGHT
 
     def __init__(
         self,
@@ -178,14 +202,17 @@ _ENCODED_BYTES = 32 << 20
 @implementer(ICallbackTarget)
 class XmlRpcCallbackTarget:
     """
-    One Standard Profile client's callback endpoint: callbacks are sent one at
-    a time, in order.
+    One Standard Profile client's callback endpoint: callbacks are sent in
+    order, one at a time to a server that keeps connections open, up to
+    C{caller.max_in_flight} at a time to one that does not (see the module's
+    docstring); a C{samp.hub.*} message always goes alone.
 
     @ivar max_queue: how many callbacks may wait for this client; beyond that
         new ones fail at once (and are reported, never dropped silently).
     @ivar max_queue_bytes: how many bytes of messages (L{samp_size}) may
         wait for it; one callback always fits into an empty queue.
     @ivar queued_bytes: the size of the callbacks waiting now.
+    @ivar in_flight: how many callbacks are being delivered now.
 
     Cancelling the L{Deferred} of a callback that is still queued removes it
     from the queue (the hub does so for calls that ended before delivery).
@@ -208,7 +235,8 @@ class XmlRpcCallbackTarget:
         self.max_queue_bytes = max_queue_bytes
         self.queued_bytes = 0
         self._queue: Deque[Tuple[str, tuple, Deferred, int]] = deque()
-        self._busy = False
+        self.in_flight = 0
+        self._alone = False  # a callback that must go alone is in flight
         self._closed = False
         self._keepalive = True
 
@@ -242,25 +270,35 @@ class XmlRpcCallbackTarget:
         entry = (method, args, d, size)
         self._queue.append(entry)
         self.queued_bytes += size
-        if not self._busy:
-            self._next()
+        self._next()
         return d
 
+    def _window(self) -> int:
+        # Until the first answer says otherwise, assume a persistent server.
+        return 1 if self._keepalive else max(1, self.caller.max_in_flight)
+
     def _next(self) -> None:
-        while self._queue and not self._busy:
-            method, args, d, size = self._queue.popleft()
+        while self._queue and not self._alone and self.in_flight < self._window():
+            method, args, d, size = self._queue[0]
+            alone = _goes_alone(method, args)
+            if alone and self.in_flight:
+                return  # it waits for those in flight
+            self._queue.popleft()
             self.queued_bytes -= size
             try:
                 body = self.caller.encode(method, self.private_key, args)
             except Exception as e:  # cannot happen for checked SAMP values
                 d.errback(DeliveryFailed(f"cannot encode callback: {e}", unreachable=False))
                 continue
-            self._busy = True
+            self.in_flight += 1
+            self._alone = alone
             sent = self.caller.call(self.url, body, self._keepalive)
-            sent.addBoth(self._done, d)
+            sent.addBoth(self._done, d, alone)
 
-    def _done(self, result: Any, d: Deferred) -> None:
-        self._busy = False
+    def _done(self, result: Any, d: Deferred, alone: bool) -> None:
+        self.in_flight -= 1
+        if alone:
+            self._alone = False
         if not isinstance(result, Failure):
             self._keepalive = bool(result)
         if d.called:
@@ -283,7 +321,7 @@ class XmlRpcCallbackTarget:
 
     def discard_queued(self) -> None:
         """
-        Fail every callback still waiting (not the one in flight), as for a
+        Fail every callback still waiting (not those in flight), as for a
         client that is gone; later callbacks are queued as usual.
         """
         queued, self._queue = self._queue, deque()
@@ -301,3 +339,13 @@ class XmlRpcCallbackTarget:
     def __len__(self) -> int:
         return len(self._queue)
 
+
+def _goes_alone(method: str, args: tuple) -> bool:
+    """
+    @return: whether a callback must not overlap any other to its recipient:
+        a hub message (C{samp.hub.event.*}, C{samp.hub.disconnect}).
+    """
+    if method == "samp.client.receiveResponse":
+        return False
+    mtype = args[-1].get("samp.mtype") if isinstance(args[-1], dict) else None
+    return isinstance(mtype, str) and mtype.startswith("samp.hub.")

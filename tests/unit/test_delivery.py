@@ -6,7 +6,7 @@ HTTP agent and a task.Clock: ordering, isolation, timeouts, answers.
 import xmlrpc.client
 
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
@@ -124,11 +124,16 @@ def test_http10_server_gets_fresh_connections(setup):
     """JSAMP's HTTP/1.0 callback server: do not reuse its connections."""
     clock, agent, caller = setup
     calls = []
-    caller.call = lambda url, body, keepalive=True: calls.append(keepalive) or Deferred()
+
+    def call(url, body, keepalive=True):
+        calls.append(keepalive)
+        return succeed(False) if len(calls) == 1 else Deferred()  # the first: not persistent
+
+    caller.call = call
     t = XmlRpcCallbackTarget(caller, "http://127.0.0.1:1/", "K")
-    t._done(False, Deferred())
     t.receiveNotification("c1", {"samp.mtype": "x"})
-    assert calls == [False]
+    t.receiveNotification("c1", {"samp.mtype": "x"})
+    assert calls == [True, False]
 
 
 def test_queue_bound_and_close(setup):
