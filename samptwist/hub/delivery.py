@@ -99,7 +99,7 @@ def check_callback_url(url: Any) -> str:
 
 
 #: callbacks in flight at once to a recipient that closes its connections
-DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_MAX_IN_FLIGHT = 8
 
 
 class CallbackCaller:

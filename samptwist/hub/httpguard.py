@@ -18,7 +18,7 @@ from twisted.web import server, xmlrpc
 
 from .._http import TolerantHTTPChannel
 from .._log import Logger
-from .._xmlrpc import FAILURE, write_fault
+from .._xmlrpc import write_fault
 
 #: Default limit on one request body: room for a 10 MB message and more.
 __all__ = [
@@ -372,7 +372,9 @@ def reject_unsafe_xml(
     if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
         log.warn("refused an XML-RPC request containing a DTD or entity declaration")
         write_fault(
-            request, FAILURE, "XML-RPC requests may not contain DTDs or entity declarations"
+            request,
+            resource.FAILURE,
+            "XML-RPC requests may not contain DTDs or entity declarations",
         )
         return True
     return False
