@@ -16,13 +16,14 @@ from .handlers import (
     ok,
     warning,
 )
-from .proxy import HubProxy, IPoster, TreqPoster
+from .proxy import HTTPPoster, HubProxy, IPoster, TreqPoster
 from .tracker import ClientInfo, ClientTracker, TrackerEvent
 
 __all__ = [
     "BroadcastTimeout",
     "ClientInfo",
     "ClientTracker",
+    "HTTPPoster",
     "HubProxy",
     "HubUnreachable",
     "IPoster",

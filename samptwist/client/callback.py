@@ -10,7 +10,7 @@ reply to a call, happen afterwards.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover
 
 from .._http import TolerantHTTPChannel
 from .._log import Logger
+from .._xmlrpc import MethodTable, Procedure
 from ..types import check_map
 
 PREFIX = "samp.client."
@@ -58,11 +59,20 @@ class CallbackResource(xmlrpc.XMLRPC):
         super().__init__(allowNone=False, useDateTime=False)
         self.receiver = receiver
         self.private_key: Optional[str] = None
-        self._methods: Dict[str, Tuple[Callable[..., None], int]] = {
-            "receiveNotification": (self._notification, 2),
-            "receiveCall": (self._call, 3),
-            "receiveResponse": (self._response, 3),
-        }
+        #: the three callbacks: the private key and two strings, then a map
+        self.table = MethodTable(
+            PREFIX,
+            {
+                name: Procedure(self._checked(name, method, what), count, count)
+                for name, method, what, count in (
+                    ("receiveNotification", self._notification, "message", 3),
+                    ("receiveCall", self._call, "message", 4),
+                    ("receiveResponse", self._response, "response", 4),
+                )
+            },
+            "a SAMP client",
+            refusals=(_Refused,),
+        )
 
     def _key_ok(self, key: Any) -> bool:
         if self.private_key is None or not isinstance(key, str):
@@ -72,35 +82,35 @@ class CallbackResource(xmlrpc.XMLRPC):
         )
 
     def lookupProcedure(self, procedurePath: str) -> Callable[..., Any]:
-        name = procedurePath[len(PREFIX):] if procedurePath.startswith(PREFIX) else None
-        if name not in self._methods:
-            raise xmlrpc.NoSuchFunction(
-                self.NOT_FOUND, f"no such method {procedurePath!r:.80} on a SAMP client"
-            )
-        method, count = self._methods[name]
+        return self.table.lookup(procedurePath)
 
-        def dispatch(*args: Any) -> Any:
-            if len(args) != count + 1:
-                return xmlrpc.Fault(
-                    self.FAILURE, f"{procedurePath} takes {count + 1} arguments, got {len(args)}"
-                )
-            if not self._key_ok(args[0]):
-                self.log.warn("refused {method}: wrong private key", method=procedurePath)
-                return xmlrpc.Fault(self.FAILURE, "wrong private key")
+    def _checked(self, name: str, method: Callable[..., None], what: str) -> Callable[..., str]:
+        """
+        @return: C{method} called with the arguments after the private key,
+            once the key and the arguments are checked (a L{_Refused}
+            otherwise), answering C{""}; an error of the receiver is logged,
+            not answered (CLI-CB-3).
+        """
+        name = PREFIX + name
+
+        def checked(key: Any, *args: Any) -> str:
+            if not self._key_ok(key):
+                self.log.warn("refused {method}: wrong private key", method=name)
+                raise _Refused("wrong private key")
             try:
-                for index, arg in enumerate(args[1:-1]):
+                for index, arg in enumerate(args[:-1]):
                     if not isinstance(arg, str):
                         raise ValueError(f"argument {index + 2} must be a string")
-                check_map(args[-1], "message" if name != "receiveResponse" else "response")
+                check_map(args[-1], what)
             except ValueError as e:
-                return xmlrpc.Fault(self.FAILURE, f"{procedurePath}: {e}")
+                raise _Refused(f"{name}: {e}") from None
             try:
-                method(*args[1:])
+                method(*args)
             except Exception:
-                self.log.failure("error handling {method}", method=procedurePath)
+                self.log.failure("error handling {method}", method=name)
             return ""
 
-        return dispatch
+        return checked
 
     def _notification(self, sender_id: str, message: Dict[str, Any]) -> None:
         self.receiver.receive_notification(sender_id, message)
@@ -110,6 +120,10 @@ class CallbackResource(xmlrpc.XMLRPC):
 
     def _response(self, responder_id: str, msg_tag: str, response: Dict[str, Any]) -> None:
         self.receiver.receive_response(responder_id, msg_tag, response)
+
+
+class _Refused(Exception):
+    """A callback refused: answered as a fault (code FAILURE) with this message."""
 
 
 class _QuietSite(Site):

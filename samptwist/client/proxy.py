@@ -9,28 +9,24 @@ tests) can talk to a hub resource in memory instead of over a socket.
 
 from __future__ import annotations
 
-import xmlrpc.client
-from typing import Any, Optional
+from typing import Any, Optional, Set
 
-import treq
-from treq.client import HTTPClient
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
-from twisted.web.http_headers import Headers
 
 try:
     from typing import Protocol
 except ImportError:  # pragma: no cover - Python < 3.8
     from typing_extensions import Protocol  # type: ignore[assignment]
 
+from .._httpclient import Answer, HTTPClient
 from .._log import Logger
+from .._xmlrpc import Fault, NotXmlRpc, encode_call, parse_answer
 from ..errors import SAMPHubError
 from .errors import HubUnreachable
 
 PREFIX = "samp.hub."
-_HEADERS = Headers({b"Content-Type": [b"text/xml"], b"User-Agent": [b"samptwist-client"]})
 
 
 class IPoster(Protocol):
@@ -55,53 +51,54 @@ class IPoster(Protocol):
         """
 
 
-class _QuietFactory(_HTTP11ClientFactory):
-    noisy = False
-
-
-class TreqPoster:
+class HTTPPoster:
     """
-    L{IPoster} over treq with a persistent L{HTTPConnectionPool}.
+    L{IPoster} over samptwist's HTTP client (L{samptwist._httpclient}):
+    persistent connections to the hub, and a connection per request to a hub
+    that closes after each answer (Python's C{xmlrpc.server}, as in
+    astropy's hub).
     """
 
-    def __init__(self, reactor: Any, connect_timeout: float = 10.0) -> None:
-        self.pool = HTTPConnectionPool(reactor, persistent=True)
-        self.pool.maxPersistentPerHost = 4
-        self.pool.retryAutomatically = False
-        # Drop idle connections before the hub does (its default idle
-        # time-out is 60 s), so a request never races the hub's close.
-        self.pool.cachedConnectionTimeout = 30
-        self.pool._factory = _QuietFactory
-        self.http = HTTPClient(Agent(reactor, pool=self.pool, connectTimeout=connect_timeout))
-        oneshot = HTTPConnectionPool(reactor, persistent=False)
-        oneshot._factory = _QuietFactory
-        self._oneshot = HTTPClient(Agent(reactor, pool=oneshot, connectTimeout=connect_timeout))
-        #: Servers that speak HTTP/1.0 or close after each answer (Python's
-        #: xmlrpc.server, as in astropy's hub) get a fresh connection per call:
-        #: Twisted would otherwise pool connections those servers close.
-        self._no_keepalive: set = set()
+    def __init__(
+        self, reactor: Any, connect_timeout: float = 10.0, idle_timeout: float = 30.0
+    ) -> None:
+        """
+        @param connect_timeout: seconds allowed to connect.
+        @param idle_timeout: seconds an idle connection is kept: less than
+            the hub's own idle time-out (60 s by default), so that a request
+            never races the hub's close.
+        """
+        # No time-out of its own: HubProxy bounds (or not) each call.
+        self.http = HTTPClient(
+            reactor, timeout=None, connect_timeout=connect_timeout, max_response=_MAX_ANSWER,
+            user_agent="samptwist-client", idle_timeout=idle_timeout,
+        )
+        #: hub URLs that closed the connection after an answer
+        self._no_keepalive: Set[str] = set()
 
     def post(self, url: str, body: bytes) -> Deferred:
-        http = self._oneshot if url in self._no_keepalive else self.http
-        d = http.post(url, data=body, headers=_HEADERS)
+        d = self.http.post(url, body, keepalive=url not in self._no_keepalive)
 
-        def got(response: Any) -> Deferred:
-            connection = response.headers.getRawHeaders(b"connection", [])
-            if response.version[1:] < (1, 1) or any(b"close" in v.lower() for v in connection):
+        def got(answer: Answer) -> bytes:
+            if not answer.persistent:
                 self._no_keepalive.add(url)
-            if response.code != 200:
-                d2 = treq.content(response)
-                d2.addCallback(
-                    lambda _: Failure(HubUnreachable(f"hub answered HTTP {response.code}"))
-                )
-                return d2
-            return treq.content(response)
+            if answer.code != 200:
+                raise HubUnreachable(f"hub answered HTTP {answer.code}")
+            return answer.body
 
         d.addCallback(got)
         return d
 
     def close(self) -> Deferred:
-        return self.pool.closeCachedConnections()
+        return self.http.close()
+
+
+#: The name of L{HTTPPoster} before it had its own HTTP client (it used
+#: treq); kept so that code naming it still works.
+TreqPoster = HTTPPoster
+#: most bytes of one answer from the hub (a getMetadata of a large icon, a
+#: callAndWait's response: SAMP messages may be large)
+_MAX_ANSWER = 256 << 20
 
 
 class HubProxy:
@@ -124,7 +121,7 @@ class HubProxy:
     ) -> None:
         self.url = url
         self.reactor = reactor
-        self.poster: IPoster = poster if poster is not None else TreqPoster(reactor)
+        self.poster: IPoster = poster if poster is not None else HTTPPoster(reactor)
         self.timeout = timeout
 
     def call(self, method: str, *args: Any, timeout: Optional[float] = -1.0) -> Deferred:
@@ -139,11 +136,9 @@ class HubProxy:
             usable answer) or L{twisted.internet.defer.TimeoutError}.
         """
         try:
-            body = xmlrpc.client.dumps(
-                tuple(args), PREFIX + method, encoding="utf-8", allow_none=False
-            ).encode("utf-8")
+            body = encode_call(PREFIX + method, args)
         except Exception as e:
-            return _fail(SAMPHubError(f"cannot encode {method} arguments: {e}"))
+            return fail(SAMPHubError(f"cannot encode {method} arguments: {e}"))
         d = self.poster.post(self.url, body)
         d.addCallback(_parse_answer, method)
         if timeout == -1.0:
@@ -164,12 +159,11 @@ class HubProxy:
 
 def _parse_answer(body: bytes, method: str) -> Any:
     try:
-        (result,), _ = xmlrpc.client.loads(body, use_builtin_types=False)
-    except xmlrpc.client.Fault as fault:
+        return parse_answer(body)
+    except Fault as fault:
         raise SAMPHubError(str(fault.faultString), code=_int(fault.faultCode)) from None
-    except Exception:
+    except NotXmlRpc:
         raise HubUnreachable(f"the hub's answer to {method} is not XML-RPC") from None
-    return result
 
 
 def _int(code: Any) -> int:
@@ -184,9 +178,3 @@ def _translate(f: Failure, method: str, url: str) -> Failure:
         return f
     reason = f.getErrorMessage() or f.type.__name__  # type: ignore[union-attr]
     raise HubUnreachable(f"cannot reach the hub at {url} for {method}: {reason}")
-
-
-def _fail(error: Exception) -> Deferred:
-    d: Deferred = Deferred()
-    d.errback(error)
-    return d

@@ -5,32 +5,45 @@ connection pool, each request bounded by a timeout.
 
 A slow or hung recipient only holds up its own queue; every other client is
 served as usual.
+
+How many callbacks are in flight to one recipient depends on its callback
+server.  One that keeps connections open (samptwist's clients, any HTTP/1.1
+server) gets one at a time: the next starts when the previous is answered, so
+it handles them strictly in order (HUB-ORDER-1).  One that closes the
+connection after each answer (pyvo's and JSAMP's HTTP/1.0-style servers,
+which handle every connection in a thread of its own) gets up to
+L{CallbackCaller.max_in_flight}: otherwise each callback costs a whole
+connect-request-close round trip while the hub waits.  They are still
+started in queue order, each on a connection opened after the previous one's;
+the recipient's threads may overlap their handling, as they do under pyvo's
+own hub, which starts a thread per delivery.  Hub messages
+(C{samp.hub.*}: events, C{samp.hub.disconnect}) are never overlapped with
+anything: each waits for the callbacks in flight and goes alone, so a
+client's view of the hub's events stays in order.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
-import xmlrpc.client
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple
 from urllib.parse import urlparse
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .._httpclient import Answer, HTTPClient
 from .._log import Logger
+from .._xmlrpc import CallEncoder, Fault, NotXmlRpc, parse_params
 from ..errors import SAMPValueError
 from ..types import samp_size
 from .callbacks import DeliveryFailed, ICallbackTarget, QueueFull
 from .limits import DEFAULT_LIMITS, MAX_CALLBACK_URL
 
 if TYPE_CHECKING:
-    from twisted.web.client import HTTPConnectionPool
     from twisted.web.iweb import IAgent
 
 
@@ -85,13 +98,24 @@ def check_callback_url(url: Any) -> str:
     return url
 
 
+#: callbacks in flight at once to a recipient that closes its connections
+DEFAULT_MAX_IN_FLIGHT = 8
+
+
 class CallbackCaller:
     """
-    Makes outgoing XML-RPC calls for the hub over one persistent connection
-    pool.
+    Makes the hub's outgoing XML-RPC callbacks over one
+    L{samptwist._httpclient.HTTPClient} (persistent connections per callback
+    address), each bounded by a time-out.
 
     @ivar timeout: seconds allowed for one callback, connection to answer.
+    @ivar http: the HTTP client.
+    @ivar max_in_flight: most callbacks in flight at once to one recipient
+        whose server closes the connection after each answer (1: strictly
+        one at a time for every recipient).
     """
+
+    max_in_flight = DEFAULT_MAX_IN_FLIGHT
 
     def __init__(
         self,
@@ -100,26 +124,19 @@ class CallbackCaller:
         agent: Optional[IAgent] = None,
         max_response: int = 1 << 20,
     ) -> None:
+        """
+        @param agent: an L{IAgent} for every callback (tests); by default
+            the hand-written HTTP/1.1 client serves http and Twisted's Agent
+            https (see L{samptwist._httpclient}).
+        """
         self.reactor = reactor
         self.timeout = timeout
         self.max_response = max_response
-        self._idle: Dict[Tuple[str, int], List[_CallbackHTTP]] = {}
-        self._connections: set = set()
-        self._encoded: Dict[tuple, Tuple[tuple, bytes]] = {}
-        self._encoded_bytes = 0
-        self.direct = agent is None
-        # Twisted's Agent (and its TLS stack) is set up on the first https
-        # callback: a hub whose clients all use http never imports it.
-        self.pool: Optional[HTTPConnectionPool] = None
-        self.agent: Optional[IAgent] = agent
-        self.oneshot_agent: Optional[IAgent] = agent
-
-    def _agent(self, keepalive: bool) -> IAgent:
-        if self.agent is None or self.oneshot_agent is None:
-            from .agentpost import pooled_agents
-
-            self.pool, self.agent, self.oneshot_agent = pooled_agents(self.reactor, self.timeout)
-        return self.agent if keepalive else self.oneshot_agent
+        self.http = HTTPClient(
+            reactor, timeout=timeout, max_response=max_response, user_agent="samptwist-hub",
+            agent=agent,
+        )
+        self._encoder = CallEncoder(_ENCODED_ENTRIES, _ENCODED_BYTES)
 
     def call(self, url: str, body: bytes, keepalive: bool = True) -> Deferred:
         """
@@ -132,65 +149,9 @@ class CallbackCaller:
             C{unreachable=False} for an XML-RPC fault, C{True} for anything
             else (refused, timed out, HTTP error, not XML-RPC).
         """
-        if self.direct and url.startswith("http:"):
-            return self._direct(url, body, keepalive)
-        from .agentpost import post
-
-        d = post(self._agent(keepalive), url, body, self.max_response)
-        d.addCallback(_check_answer)
-        d.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timed_out)
-        d.addErrback(self._translate)
+        d = self.http.post(url, body, keepalive)
+        d.addCallbacks(_check_answer, _http_failed)
         return d
-
-    def _timed_out(self, result: Any, timeout: float) -> Failure:
-        return Failure(DeliveryFailed(f"no answer within {timeout:g}s"))
-
-    # -- the direct HTTP/1.1 client --------------------------------------
-    #
-    # Twisted's Agent costs more CPU per request than everything else a
-    # delivery does (Headers objects, Deferred chains, a pool keyed per
-    # request).  Callbacks need far less: one POST at a time per recipient
-    # on a persistent connection, a status line, Content-Length or close.
-
-    def _direct(self, url: str, body: bytes, keepalive: bool) -> Deferred:
-        parsed = urlparse(url)
-        host = parsed.hostname or "127.0.0.1"
-        port = parsed.port or 80
-        path = (parsed.path or "/") + ("?" + parsed.query if parsed.query else "")
-        netloc = parsed.netloc.rpartition("@")[2]
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\nContent-Type: text/xml\r\n"
-            f"User-Agent: samptwist-hub\r\nContent-Length: {len(body)}\r\n"
-            + ("" if keepalive else "Connection: close\r\n")
-            + "\r\n"
-        ).encode("latin-1")
-        exchange = _Exchange(self, (host, port), head, body, keepalive)
-        exchange.start()
-        return exchange.deferred
-
-    def _take_idle(self, key: Tuple[str, int]) -> Optional[_CallbackHTTP]:
-        idle = self._idle.get(key)
-        while idle:
-            proto = idle.pop()
-            if proto.transport is not None and proto.alive:
-                return proto
-        return None
-
-    def _release(self, key: Tuple[str, int], proto: _CallbackHTTP) -> None:
-        idle = self._idle.setdefault(key, [])
-        if len(idle) >= _MAX_IDLE_PER_HOST:
-            proto.transport.loseConnection()  # type: ignore[union-attr]
-        else:
-            proto.exchange = None
-            idle.append(proto)
-
-    def _forget(self, key: Tuple[str, int], proto: _CallbackHTTP) -> None:
-        self._connections.discard(proto)
-        idle = self._idle.get(key)
-        if idle and proto in idle:
-            idle.remove(proto)
-            if not idle:
-                del self._idle[key]
 
     def encode(self, method: str, private_key: str, args: tuple) -> bytes:
         """
@@ -200,47 +161,7 @@ class CallbackCaller:
         same objects are passed again: a notifyAll or hub event to N
         recipients marshals its message once, not N times.
         """
-        # Keyed by identity; the entry holds the objects, so an id cannot be
-        # reused while it is cached.
-        cache_key = (method,) + tuple(id(a) for a in args)
-        cached = self._encoded.get(cache_key)
-        if cached is not None:
-            tail = cached[1]
-        else:
-            tail = xmlrpc.client.Marshaller("utf-8", allow_none=False).dumps(args).encode(
-                "utf-8"
-            )
-            # Marshaller.dumps gives "<params>\n<param>...</param>\n...</params>\n"
-            tail = tail[len(b"<params>\n"):]
-            self._encoded[cache_key] = (args, tail)
-            self._encoded_bytes += len(tail)
-            while len(self._encoded) > 1 and (
-                len(self._encoded) > _ENCODED_ENTRIES or self._encoded_bytes > _ENCODED_BYTES
-            ):
-                oldest = next(iter(self._encoded))
-                self._encoded_bytes -= len(self._encoded.pop(oldest)[1])
-        key = xmlrpc.client.escape(private_key).encode("utf-8")
-        return b"".join((
-            b"<?xml version='1.0' encoding='utf-8'?>\n<methodCall>\n<methodName>",
-            xmlrpc.client.escape(method).encode("utf-8"),
-            b"</methodName>\n<params>\n<param>\n<value><string>",
-            key,
-            b"</string></value>\n</param>\n",
-            tail,
-            b"</methodCall>\n",
-        ))
-
-    def _translate(self, f: Failure) -> None:
-        if f.check(DeliveryFailed):
-            f.raiseException()
-        if f.check(TimeoutError, CancelledError):
-            raise DeliveryFailed(f"no answer within {self.timeout:g}s")
-        from twisted.web.client import ResponseFailed
-
-        if f.check(ResponseFailed):
-            reasons = "; ".join(r.getErrorMessage() for r in getattr(f.value, "reasons", []))
-            raise DeliveryFailed(f"connection lost before the answer was complete ({reasons})")
-        raise DeliveryFailed(f.getErrorMessage() or repr(f.value))
+        return self._encoder.encode(method, private_key, args)
 
     def close(self) -> Deferred:
         """
@@ -248,319 +169,50 @@ class CallbackCaller:
 
         @return: a L{Deferred} firing when they are closed.
         """
-        for proto in list(self._connections):
-            if proto.transport is not None:
-                proto.transport.loseConnection()
-        self._idle.clear()
-        if self.pool is None:
-            d: Deferred = Deferred()
-            d.callback(None)
-            return d
-        return self.pool.closeCachedConnections()
+        return self.http.close()
 
 
-def _check_answer(answer: Tuple[bool, bytes]) -> bool:
-    persistent, body = answer
-    _parse_answer(body)
-    return persistent
-
-
-def _parse_answer(body: bytes) -> None:
+def _check_answer(answer: Answer) -> bool:
+    """
+    @return: whether the callback server keeps connections open.
+    @raise DeliveryFailed: for an HTTP error, a fault or not XML-RPC.
+    """
+    if answer.code != 200:
+        raise DeliveryFailed(f"callback answered HTTP {answer.code}")
     try:
-        xmlrpc.client.loads(body)
-    except xmlrpc.client.Fault as fault:
+        parse_params(answer.body)
+    except Fault as fault:
         raise DeliveryFailed(
             f"client answered fault: {fault.faultString}", unreachable=False
         ) from None
-    except Exception:
+    except NotXmlRpc:
         raise DeliveryFailed("callback answer is not XML-RPC") from None
+    return answer.persistent
 
 
+def _http_failed(f: Failure) -> None:
+    # HTTPFailed says what went wrong (refused, lost, timed out, not HTTP).
+    raise DeliveryFailed(f.getErrorMessage() or repr(f.value))
 
 
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_MAX_IDLE_PER_HOST = 256
-_MAX_HEAD = 64 * 1024
 _ENCODED_ENTRIES = 16
 _ENCODED_BYTES = 32 << 20
-
-
-class _Exchange:
-    """
-    One callback POST on the direct client: finds or opens a connection,
-    bounds the whole exchange by the caller's time-out, and fires
-    L{deferred} like L{CallbackCaller.call}.
-    """
-
-    def __init__(
-        self,
-        caller: CallbackCaller,
-        key: Tuple[str, int],
-        head: bytes,
-        body: bytes,
-        keepalive: bool,
-    ) -> None:
-        self.caller = caller
-        self.key = key
-        self.head = head
-        self.body = body
-        self.keepalive = keepalive
-        self.deferred: Deferred = Deferred()
-        self.proto: Optional[_CallbackHTTP] = None
-        self.connector: Any = None
-        self.retried = False
-        self.timer: Optional[IDelayedCall] = None
-
-    def start(self) -> None:
-        caller = self.caller
-        self.timer = caller.reactor.callLater(caller.timeout, self._timed_out)
-        proto = caller._take_idle(self.key) if self.keepalive else None
-        if proto is not None:
-            proto.send(self, reused=True)
-        else:
-            self.connect()
-
-    def connect(self) -> None:
-        caller = self.caller
-        self.connector = caller.reactor.connectTCP(  # type: ignore[attr-defined]
-            self.key[0], self.key[1], _CallbackHTTPFactory(self), timeout=caller.timeout
-        )
-
-    def retry(self) -> None:
-        # A pooled connection the client had closed: try once on a new one.
-        self.retried = True
-        self.proto = None
-        self.connect()
-
-    def _timed_out(self) -> None:
-        self.timer = None
-        proto, self.proto = self.proto, None
-        self.fail(DeliveryFailed(f"no answer within {self.caller.timeout:g}s"))
-        if proto is not None:
-            proto.exchange = None
-            if proto.transport is not None:
-                proto.transport.abortConnection()  # type: ignore[attr-defined]
-        elif self.connector is not None:
-            self.connector.stopConnecting()
-
-    def fail(self, error: Exception) -> None:
-        if self.deferred.called:
-            return
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
-        self.deferred.errback(error)
-
-    def done(self, code: int, body: bytes, persistent: bool) -> None:
-        if self.deferred.called:
-            return
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
-        if code != 200:
-            self.deferred.errback(DeliveryFailed(f"callback answered HTTP {code}"))
-            return
-        try:
-            _parse_answer(body)
-        except DeliveryFailed as e:
-            self.deferred.errback(e)
-            return
-        self.deferred.callback(persistent)
-
-
-class _CallbackHTTPFactory(ClientFactory):
-    noisy = False
-
-    def __init__(self, exchange: _Exchange) -> None:
-        self.exchange = exchange
-
-    def buildProtocol(self, addr: Any) -> _CallbackHTTP:
-        return _CallbackHTTP(self.exchange)
-
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
-        self.exchange.fail(DeliveryFailed(reason.getErrorMessage() or "connection failed"))
-
-
-class _CallbackHTTP(Protocol):
-    """
-    A minimal HTTP/1.1 client connection: one request at a time; answers
-    delimited by Content-Length, chunked encoding or the end of the
-    connection (JSAMP's HTTP/1.0 server).
-    """
-
-    def __init__(self, exchange: _Exchange) -> None:
-        self.caller = exchange.caller
-        self.key = exchange.key
-        self.exchange: Optional[_Exchange] = exchange
-        self.alive = True
-        self._reset(False)
-
-    def _reset(self, reused: bool) -> None:
-        self.reused = reused
-        self.buf = b""
-        self.code = 0
-        self.version = b""
-        self.length: Optional[int] = None
-        self.chunked = False
-        self.persistent = False
-        self.in_body = False
-        self.got_bytes = False
-
-    def connectionMade(self) -> None:
-        self.caller._connections.add(self)
-        try:
-            self.transport.setTcpNoDelay(True)  # type: ignore[union-attr]
-        except Exception:
-            pass
-        exchange, self.exchange = self.exchange, None
-        if exchange is None or exchange.deferred.called:
-            self.transport.loseConnection()  # type: ignore[union-attr]
-            return
-        self.send(exchange, reused=False)
-
-    def send(self, exchange: _Exchange, reused: bool) -> None:
-        self.exchange = exchange
-        exchange.proto = self
-        self._reset(reused)
-        self.transport.writeSequence([exchange.head, exchange.body])  # type: ignore[union-attr]
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.exchange is None:
-            self.transport.loseConnection()  # type: ignore[union-attr]
-            return
-        self.got_bytes = True
-        self.buf += data
-        if not self.in_body:
-            # The header ends at a blank line; some servers (SAOImage DS9's
-            # Tcl one) end lines with a bare LF instead of CRLF.
-            blank = _BLANK_LINE.search(self.buf)
-            if blank is None:
-                if len(self.buf) > _MAX_HEAD:
-                    self._abort(DeliveryFailed("callback answer has an oversized header"))
-                return
-            if not self._head(self.buf[: blank.start()]):
-                return
-            self.buf = self.buf[blank.end():]
-            self.in_body = True
-        self._body()
-
-    def _head(self, head: bytes) -> bool:
-        lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
-        parts = lines[0].split(None, 2)
-        try:
-            self.version, self.code = parts[0], int(parts[1])
-        except (IndexError, ValueError):
-            self._abort(DeliveryFailed("callback answer is not HTTP"))
-            return False
-        connection = b""
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                try:
-                    self.length = int(value)
-                except ValueError:
-                    self._abort(DeliveryFailed("callback answer has a bad Content-Length"))
-                    return False
-            elif name == b"transfer-encoding":
-                self.chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                connection = value.lower()
-        if self.chunked:
-            self.length = None
-        if self.length is not None and self.length > self.caller.max_response:
-            self._abort(DeliveryFailed("callback answer too large"))
-            return False
-        assert self.exchange is not None
-        self.persistent = (
-            self.exchange.keepalive
-            and self.version == b"HTTP/1.1"
-            and b"close" not in connection
-            and (self.length is not None or self.chunked)
-        )
-        return True
-
-    def _body(self) -> None:
-        if len(self.buf) > self.caller.max_response + _MAX_HEAD:
-            self._abort(DeliveryFailed("callback answer too large"))
-            return
-        if self.chunked:
-            body = _dechunk(self.buf)
-            if body is not None:
-                self._complete(body)
-        elif self.length is not None and len(self.buf) >= self.length:
-            self._complete(self.buf[: self.length])
-
-    def _complete(self, body: bytes) -> None:
-        exchange, self.exchange = self.exchange, None
-        self.buf = b""
-        if self.persistent:
-            self.caller._release(self.key, self)
-        else:
-            self.alive = False
-            self.transport.loseConnection()  # type: ignore[union-attr]
-        if exchange is not None:
-            exchange.proto = None
-            exchange.done(self.code, body, self.persistent)
-
-    def _abort(self, error: Exception) -> None:
-        exchange, self.exchange = self.exchange, None
-        self.alive = False
-        self.transport.loseConnection()  # type: ignore[union-attr]
-        if exchange is not None:
-            exchange.proto = None
-            exchange.fail(error)
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.alive = False
-        self.caller._forget(self.key, self)
-        exchange, self.exchange = self.exchange, None
-        if exchange is None or exchange.deferred.called:
-            return
-        exchange.proto = None
-        if self.in_body and self.length is None and not self.chunked:
-            exchange.done(self.code, self.buf, False)  # the end of the connection ends the body
-        elif self.reused and not self.got_bytes and not exchange.retried:
-            exchange.retry()
-        else:
-            why = reason.getErrorMessage() if reason is not None else "closed"
-            exchange.fail(
-                DeliveryFailed(f"connection lost before the answer was complete ({why})")
-            )
-
-
-def _dechunk(data: bytes) -> Optional[bytes]:
-    """@return: the body of a complete chunked message, or C{None} if incomplete."""
-    out: List[bytes] = []
-    at = 0
-    while True:
-        eol = data.find(b"\r\n", at)
-        if eol < 0:
-            return None
-        try:
-            size = int(data[at:eol].split(b";")[0], 16)
-        except ValueError:
-            return b""  # garbage: let the XML-RPC parser reject it
-        at = eol + 2
-        if size == 0:
-            return b"".join(out)
-        if len(data) < at + size + 2:
-            return None
-        out.append(data[at: at + size])
-        at += size + 2
 
 
 @implementer(ICallbackTarget)
 class XmlRpcCallbackTarget:
     """
-    One Standard Profile client's callback endpoint: callbacks are sent one at
-    a time, in order.
+    One Standard Profile client's callback endpoint: callbacks are sent in
+    order, one at a time to a server that keeps connections open, up to
+    C{caller.max_in_flight} at a time to one that does not (see the module's
+    docstring); a C{samp.hub.*} message always goes alone.
 
     @ivar max_queue: how many callbacks may wait for this client; beyond that
         new ones fail at once (and are reported, never dropped silently).
     @ivar max_queue_bytes: how many bytes of messages (L{samp_size}) may
         wait for it; one callback always fits into an empty queue.
     @ivar queued_bytes: the size of the callbacks waiting now.
+    @ivar in_flight: how many callbacks are being delivered now.
 
     Cancelling the L{Deferred} of a callback that is still queued removes it
     from the queue (the hub does so for calls that ended before delivery).
@@ -583,13 +235,14 @@ class XmlRpcCallbackTarget:
         self.max_queue_bytes = max_queue_bytes
         self.queued_bytes = 0
         self._queue: Deque[Tuple[str, tuple, Deferred, int]] = deque()
-        self._busy = False
+        self.in_flight = 0
+        self._alone = False  # a callback that must go alone is in flight
         self._closed = False
         self._keepalive = True
 
     def _enqueue(self, method: str, args: tuple) -> Deferred:
         if self._closed:
-            return _failed("client is gone", gone=True)
+            return fail(DeliveryFailed("client is gone", unreachable=False, gone=True))
         if len(self._queue) >= self.max_queue:
             return fail(QueueFull(
                 f"client's queue is full ({self.max_queue} callbacks waiting, its limit: "
@@ -617,25 +270,35 @@ class XmlRpcCallbackTarget:
         entry = (method, args, d, size)
         self._queue.append(entry)
         self.queued_bytes += size
-        if not self._busy:
-            self._next()
+        self._next()
         return d
 
+    def _window(self) -> int:
+        # Until the first answer says otherwise, assume a persistent server.
+        return 1 if self._keepalive else max(1, self.caller.max_in_flight)
+
     def _next(self) -> None:
-        while self._queue and not self._busy:
-            method, args, d, size = self._queue.popleft()
+        while self._queue and not self._alone and self.in_flight < self._window():
+            method, args, d, size = self._queue[0]
+            alone = _goes_alone(method, args)
+            if alone and self.in_flight:
+                return  # it waits for those in flight
+            self._queue.popleft()
             self.queued_bytes -= size
             try:
                 body = self.caller.encode(method, self.private_key, args)
             except Exception as e:  # cannot happen for checked SAMP values
                 d.errback(DeliveryFailed(f"cannot encode callback: {e}", unreachable=False))
                 continue
-            self._busy = True
+            self.in_flight += 1
+            self._alone = alone
             sent = self.caller.call(self.url, body, self._keepalive)
-            sent.addBoth(self._done, d)
+            sent.addBoth(self._done, d, alone)
 
-    def _done(self, result: Any, d: Deferred) -> None:
-        self._busy = False
+    def _done(self, result: Any, d: Deferred, alone: bool) -> None:
+        self.in_flight -= 1
+        if alone:
+            self._alone = False
         if not isinstance(result, Failure):
             self._keepalive = bool(result)
         if d.called:
@@ -658,7 +321,7 @@ class XmlRpcCallbackTarget:
 
     def discard_queued(self) -> None:
         """
-        Fail every callback still waiting (not the one in flight), as for a
+        Fail every callback still waiting (not those in flight), as for a
         client that is gone; later callbacks are queued as usual.
         """
         queued, self._queue = self._queue, deque()
@@ -677,7 +340,12 @@ class XmlRpcCallbackTarget:
         return len(self._queue)
 
 
-def _failed(reason: str, gone: bool = False) -> Deferred:
-    d: Deferred = Deferred()
-    d.errback(DeliveryFailed(reason, unreachable=False, gone=gone))
-    return d
+def _goes_alone(method: str, args: tuple) -> bool:
+    """
+    @return: whether a callback must not overlap any other to its recipient:
+        a hub message (C{samp.hub.event.*}, C{samp.hub.disconnect}).
+    """
+    if method == "samp.client.receiveResponse":
+        return False
+    mtype = args[-1].get("samp.mtype") if isinstance(args[-1], dict) else None
+    return isinstance(mtype, str) and mtype.startswith("samp.hub.")

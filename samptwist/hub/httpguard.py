@@ -18,6 +18,7 @@ from twisted.web import server, xmlrpc
 
 from .._http import TolerantHTTPChannel
 from .._log import Logger
+from .._xmlrpc import write_fault
 
 #: Default limit on one request body: room for a 10 MB message and more.
 __all__ = [
@@ -370,11 +371,10 @@ def reject_unsafe_xml(
     content.seek(0, 0)
     if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
         log.warn("refused an XML-RPC request containing a DTD or entity declaration")
-        resource._cbRender(
-            xmlrpc.Fault(
-                resource.FAILURE, "XML-RPC requests may not contain DTDs or entity declarations"
-            ),
+        write_fault(
             request,
+            resource.FAILURE,
+            "XML-RPC requests may not contain DTDs or entity declarations",
         )
         return True
     return False

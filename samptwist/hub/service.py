@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import xmlrpc.client
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -18,9 +17,11 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel
 
+from .._httpclient import Answer, HTTPClient
 from .._log import Logger, get_level
 from .._oneshot import OneShot
 from .._version import __version__
+from .._xmlrpc import Fault, NotXmlRpc, encode_call, parse_params
 from ..constants import DEFAULT_LISTEN
 from ..errors import HubAlreadyRunning, LockfileError
 from ..lockfile import (
@@ -42,35 +43,28 @@ from .standard import StandardProfile
 from .status import StatusMonitor, StatusResource, status_url
 
 
-@inlineCallbacks
-def ping_hub(reactor: Any, url: str, timeout: float = 2.0) -> Any:
+def ping_hub(reactor: Any, url: str, timeout: float = 2.0) -> Deferred:
     """
     Ask the hub at C{url} for C{samp.hub.ping}.
 
     @return: a L{Deferred} firing with C{True} if an XML-RPC server answered
-        (even with a fault), C{False} if nothing usable did.
+        (even with a fault), C{False} if nothing usable did within
+        C{timeout} seconds.
     """
-    # Only needed when a lockfile is already there: imported on demand.
-    from twisted.web.client import Agent, readBody
-    from twisted.web.http_headers import Headers
+    http = HTTPClient(reactor, timeout=timeout, user_agent="samptwist-hub")
+    d = http.post(url, encode_call("samp.hub.ping", ()), keepalive=False)
 
-    from .agentpost import BytesBody
-
-    body = xmlrpc.client.dumps((), "samp.hub.ping").encode()
-    try:
-        d = Agent(reactor, connectTimeout=timeout).request(
-            b"POST", url.encode("ascii"), Headers({b"Content-Type": [b"text/xml"]}),
-            BytesBody(body),
-        )
-        d.addCallback(readBody)
-        d.addTimeout(timeout, reactor)
-        answer = yield d
-        xmlrpc.client.loads(answer)
-    except xmlrpc.client.Fault:
+    def answered(answer: Answer) -> bool:
+        try:
+            parse_params(answer.body)
+        except Fault:
+            return True
+        except NotXmlRpc:
+            return False
         return True
-    except Exception:
-        return False
-    return True
+
+    d.addCallbacks(answered, lambda _: False)
+    return d
 
 
 class QuietSite(GuardedSite):

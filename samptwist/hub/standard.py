@@ -8,10 +8,10 @@ from __future__ import annotations
 import secrets
 from typing import Any, Callable, Dict, Tuple
 
-from twisted.internet.defer import Deferred
 from twisted.web import server, xmlrpc
 
 from .._log import Logger
+from .._xmlrpc import MethodTable, Procedure
 from ..errors import SAMPHubError
 from .core import Hub
 from .delivery import CallbackCaller, XmlRpcCallbackTarget, check_callback_url
@@ -38,7 +38,7 @@ class StandardProfile(xmlrpc.XMLRPC):
         self.hub = hub
         self.secret = secret
         self.caller = caller
-        self._methods: Dict[str, Tuple[Callable[..., Any], int, int]] = {
+        methods: Dict[str, Tuple[Callable[..., Any], int, int]] = {
             "register": (self.register, 1, 1),
             "unregister": (self._none(hub.unregister), 1, 1),
             "setXmlrpcCallback": (self.setXmlrpcCallback, 2, 2),
@@ -56,6 +56,14 @@ class StandardProfile(xmlrpc.XMLRPC):
             "reply": (self._none(hub.reply), 3, 3),
             "ping": (lambda *key: "", 0, 1),
         }
+        #: the methods and their dispatch (callAndWait's wait is cancelled
+        #: when the caller hangs up)
+        self.table = MethodTable(
+            PREFIX,
+            {name: Procedure(f, low, high) for name, (f, low, high) in methods.items()},
+            "the SAMP Standard Profile",
+            refusals=(SAMPHubError,),
+        )
 
     @staticmethod
     def _none(method: Callable[..., Any]) -> Callable[..., str]:
@@ -105,36 +113,4 @@ class StandardProfile(xmlrpc.XMLRPC):
         return super().render_POST(request)
 
     def lookupProcedure(self, procedurePath: str) -> Callable[..., Any]:
-        if not procedurePath.startswith(PREFIX) or procedurePath[len(PREFIX):] not in self._methods:
-            raise xmlrpc.Fault(
-                self.NOT_FOUND,
-                f"no such method {procedurePath!r:.100} in the SAMP Standard Profile",
-            )
-        name = procedurePath[len(PREFIX):]
-        method, low, high = self._methods[name]
-
-        def dispatch(request: Any, *args: Any) -> Any:
-            if not low <= len(args) <= high:
-                want = str(low) if low == high else f"{low} to {high}"
-                return xmlrpc.Fault(
-                    self.FAILURE,
-                    f"{procedurePath} takes {want} argument(s), got {len(args)}",
-                )
-            try:
-                result = method(*args)
-            except SAMPHubError as e:
-                self.log.debug("{method} refused: {error}", method=procedurePath, error=e)
-                return xmlrpc.Fault(e.code, str(e))
-            if isinstance(result, Deferred):
-                # A caller that hangs up stops waiting (callAndWait).
-                request.notifyFinish().addErrback(lambda _: result.cancel())
-                result.addErrback(self._fault)
-            return result
-
-        dispatch.withRequest = True  # type: ignore[attr-defined]
-        return dispatch
-
-    def _fault(self, failure: Any) -> xmlrpc.Fault:
-        if failure.check(SAMPHubError):
-            return xmlrpc.Fault(failure.value.code, str(failure.value))
-        return failure
+        return self.table.lookup(procedurePath)

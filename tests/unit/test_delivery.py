@@ -6,7 +6,7 @@ HTTP agent and a task.Clock: ordering, isolation, timeouts, answers.
 import xmlrpc.client
 
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
@@ -124,11 +124,16 @@ def test_http10_server_gets_fresh_connections(setup):
     """JSAMP's HTTP/1.0 callback server: do not reuse its connections."""
     clock, agent, caller = setup
     calls = []
-    caller.call = lambda url, body, keepalive=True: calls.append(keepalive) or Deferred()
+
+    def call(url, body, keepalive=True):
+        calls.append(keepalive)
+        return succeed(False) if len(calls) == 1 else Deferred()  # the first: not persistent
+
+    caller.call = call
     t = XmlRpcCallbackTarget(caller, "http://127.0.0.1:1/", "K")
-    t._done(False, Deferred())
     t.receiveNotification("c1", {"samp.mtype": "x"})
-    assert calls == [False]
+    t.receiveNotification("c1", {"samp.mtype": "x"})
+    assert calls == [True, False]
 
 
 def test_queue_bound_and_close(setup):
@@ -177,3 +182,66 @@ def test_ejection_drops_backlog_before_disconnect(setup):
     (key, sender_id, message), method = agent.answer()
     assert message["samp.mtype"] == "samp.hub.disconnect"
     assert message["samp.params"] == {"reason": "testing"}
+
+
+# -- the production path: the hand-written HTTP client over StringTransport --
+
+
+def _connect(reactor, index):
+    from twisted.internet.testing import StringTransport
+
+    _, _, factory, _, _ = reactor.tcpClients[index]
+    proto = factory.buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def _http_answer(body, version="HTTP/1.1", length=True):
+    head = f"{version} 200 OK\r\n" + (f"Content-Length: {len(body)}\r\n" if length else "")
+    return (head + "\r\n").encode() + body
+
+
+def test_direct_path_over_transport():
+    """No agent: callbacks go through samptwist._httpclient; an HTTP/1.0
+    recipient (pyvo, JSAMP) gets Connection: close from then on, a fault
+    counts as reachable."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    reactor = MemoryReactorClock()
+    caller = CallbackCaller(reactor, timeout=10)
+    t = XmlRpcCallbackTarget(caller, "http://127.0.0.1:9/cb", "KEY")
+    first = outcome(t.receiveNotification("c1", {"samp.mtype": "a"}))
+    second = outcome(t.receiveCall("c1", "m-1", {"samp.mtype": "b"}))
+    proto, transport = _connect(reactor, 0)
+    request = transport.value()
+    assert request.startswith(b"POST /cb HTTP/1.1\r\n")
+    assert b"Connection: close" not in request
+    (key, sender, message), method = xmlrpc.client.loads(request.partition(b"\r\n\r\n")[2])
+    assert (method, key, message["samp.mtype"]) == ("samp.client.receiveNotification", "KEY", "a")
+    proto.dataReceived(_http_answer(OK, "HTTP/1.0", length=False))
+    assert first == []
+    proto.connectionLost(None)
+    assert first == [None]
+    proto2, transport2 = _connect(reactor, 1)
+    assert b"\r\nConnection: close\r\n" in transport2.value()
+    fault = xmlrpc.client.dumps(xmlrpc.client.Fault(1, "no"), methodresponse=True).encode()
+    proto2.dataReceived(_http_answer(fault, "HTTP/1.0", length=True))
+    assert second[0].check(DeliveryFailed) and not second[0].value.unreachable
+
+
+def test_direct_path_timeout_and_http_error():
+    from twisted.internet.testing import MemoryReactorClock
+
+    reactor = MemoryReactorClock()
+    caller = CallbackCaller(reactor, timeout=10)
+    t = XmlRpcCallbackTarget(caller, "http://127.0.0.1:9/", "KEY")
+    hung = outcome(t.receiveNotification("c1", {"samp.mtype": "a"}))
+    refused = outcome(t.receiveNotification("c1", {"samp.mtype": "a"}))
+    _connect(reactor, 0)
+    reactor.advance(11)
+    assert hung[0].check(DeliveryFailed) and hung[0].value.unreachable
+    assert "10s" in hung[0].value.reason
+    proto, _ = _connect(reactor, 1)
+    proto.dataReceived(b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n")
+    assert refused[0].check(DeliveryFailed) and "HTTP 500" in refused[0].value.reason

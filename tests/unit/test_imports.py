@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: every samptwist module `import samptwist.tap` may load
 TAP_MODULES = {
-    "samptwist", "samptwist._http", "samptwist._log", "samptwist._oneshot", "samptwist._version",
-    "samptwist.errors",
+    "samptwist", "samptwist._http", "samptwist._httpclient", "samptwist._log",
+    "samptwist._oneshot", "samptwist._version", "samptwist._xmlrpc", "samptwist.errors",
     "samptwist.constants", "samptwist.hub", "samptwist.hub.activity", "samptwist.hub.callbacks",
     "samptwist.hub.core",
     "samptwist.hub.delivery", "samptwist.hub.httpguard", "samptwist.hub.limits",
@@ -38,7 +38,7 @@ TAP_THIRD_PARTY = {
 }
 #: never in a Standard Profile hub until it needs them
 FORBIDDEN = (
-    "samptwist.client", "samptwist.hub.web", "samptwist.hub.agentpost", "samptwist.samp",
+    "samptwist.client", "samptwist.hub.web", "samptwist._agentpost", "samptwist.samp",
     "treq", "OpenSSL", "cryptography", "service_identity", "twisted.web.client",
     "twisted.internet.endpoints", "twisted.internet.ssl", "requests",
 )

@@ -221,7 +221,7 @@ def test_queue_bytes_for_a_slow_recipient():
     assert w.hub.pending_calls == 4 and len(ids) == 6
     # a single message larger than the bound still reaches an idle recipient
     q = XmlRpcCallbackTarget(w.caller, "http://127.0.0.1:1/", "K", max_queue_bytes=10)
-    q._busy = True
+    q.in_flight = 1  # busy: the next one waits
     assert not q.receiveNotification("c1", big).called
     assert swallow(q.receiveNotification("c1", big))[0].check(DeliveryFailed)
 

@@ -1,7 +1,7 @@
 """
-XML-RPC POSTs through Twisted's L{Agent}: the hub's path for https callback
-URLs (and for an injected agent in tests).  Plain http callbacks use the
-leaner client in L{samptwist.hub.delivery}; this module, and with it
+POSTs through Twisted's L{Agent}: L{samptwist._httpclient}'s path for
+C{https:} URLs (and for an injected agent in tests).  Plain http goes
+through the leaner hand-written client there; this module, and with it
 twisted.web.client and its TLS machinery, is imported only when needed.
 """
 
@@ -24,9 +24,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer
 from zope.interface import implementer
 
-from .callbacks import DeliveryFailed
-
-_HEADERS = Headers({b"Content-Type": [b"text/xml"], b"User-Agent": [b"samptwist-hub"]})
+from ._httpclient import Answer, HTTPFailed
 
 
 class _QuietFactory(_HTTP11ClientFactory):
@@ -75,9 +73,12 @@ def pooled_agents(
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
     pool.retryAutomatically = False
-    pool._factory = _QuietFactory
     oneshot = HTTPConnectionPool(reactor, persistent=False)
-    oneshot._factory = _QuietFactory
+    # The one private Twisted API of our HTTP clients: HTTPConnectionPool
+    # has no public way to choose its protocol factory, and its default one
+    # logs "Starting factory" / "Stopping factory" for every connection (a
+    # line per callback in the hub's log).
+    pool._factory = oneshot._factory = _QuietFactory
     return (
         pool,
         Agent(reactor, pool=pool, connectTimeout=timeout),  # type: ignore[arg-type]
@@ -85,35 +86,39 @@ def pooled_agents(
     )
 
 
-def post(agent: IAgent, url: str, body: bytes, max_response: int) -> Deferred:
+def post(
+    agent: IAgent, url: str, body: bytes, max_response: int, user_agent: str = "samptwist"
+) -> Deferred:
     """
     POST C{body} as C{text/xml} to C{url}.
 
-    @return: a L{Deferred} firing with C{(persistent, answer body)}, where
-        C{persistent} says whether the server keeps connections open, or
-        failing with L{DeliveryFailed} for an HTTP error or an answer longer
-        than C{max_response}, or with Twisted's own connection errors.
+    @return: a L{Deferred} firing with an L{Answer}, or failing with
+        L{HTTPFailed} for an answer longer than C{max_response}, or with
+        Twisted's own connection errors.
     """
-    d: Deferred[Any] = agent.request(b"POST", url.encode("ascii"), _HEADERS, BytesBody(body))
+    headers = Headers({b"Content-Type": [b"text/xml"], b"User-Agent": [user_agent.encode()]})
+    d: Deferred[Any] = agent.request(b"POST", url.encode("ascii"), headers, BytesBody(body))
     persistent = [True]
+    code = [0]
 
-    def got_response(response: Any) -> Deferred:
+    def got_response(response: Any) -> Any:
         # Twisted pools HTTP/1.0 connections that the server then closes;
         # remember not to reuse connections to such servers.
         connection = response.headers.getRawHeaders(b"connection", [])
         persistent[0] = response.version[1:] >= (1, 1) and not any(
             b"close" in v.lower() for v in connection
         )
+        code[0] = response.code
         if response.code != 200:
             response.deliverBody(_Discard())
-            raise DeliveryFailed(f"callback answered HTTP {response.code}")
+            return b""
         if response.length is not None and response.length > max_response:
             response.deliverBody(_Discard())
-            raise DeliveryFailed("callback answer too large")
+            raise HTTPFailed("the answer is too large")
         return readBody(response).addErrback(_body_despite_close)
 
     d.addCallback(got_response)
-    d.addCallback(lambda answer: (persistent[0], answer))
+    d.addCallback(lambda body: Answer(code[0], body, persistent[0]))
     return d
 
 
