@@ -105,8 +105,9 @@ class SAMPClient:
         @param lockfile: a lockfile path or URL instead of the default
             discovery (C{SAMP_HUB}, C{~/.samp}).
         @param hub_url: with C{secret}: the hub's XML-RPC URL (no lockfile).
-        @param poster: the HTTP client (default: an L{HTTPPoster<samptwist.client.proxy.HTTPPoster>},
-            persistent connections); tests pass an in-memory one.
+        @param poster: the HTTP client (default: an
+            L{HTTPPoster<samptwist.client.proxy.HTTPPoster>}, persistent
+            connections); tests pass an in-memory one.
         @param track: keep L{tracker} up to date.
         @param reconnect: reconnect automatically when a hub appears again
             after the connection was lost (not after L{disconnect}).
