@@ -9,9 +9,9 @@ from treq.testing import RequestTraversalAgent
 from twisted.web.resource import Resource
 from twisted.web.util import Redirect
 
+from samptwist._net import translator_host_is_local as is_local_host
 from samptwist.errors import SAMPHubError
 from samptwist.hub.web.restrict import MessageRestriction
-from samptwist.hub.web.urls import is_local_host
 
 from .harness import Web, now, pending
 

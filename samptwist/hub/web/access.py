@@ -6,53 +6,26 @@ headers browsers need (WEB-CORS-*, notes 1-6).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Optional
 
+from ... import _net
 from .consent import normalize_origin
-
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 def peer_is_loopback(request: Any) -> bool:
     """
-    @return: whether the request came over TCP from a loopback address
-        (C{127.0.0.0/8}, C{::1}, or IPv4-mapped loopback).
+    @return: whether the request came over TCP from a loopback address (see
+        L{samptwist._net.peer_is_loopback}).
     """
-    address = request.getClientAddress()
-    host = getattr(address, "host", None)
-    if not isinstance(host, str):
-        return False
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+    return _net.peer_is_loopback(request.getClientAddress())
 
 
 def host_is_allowed(host: Optional[bytes], port: Optional[int]) -> bool:
     """
-    @param host: the request's C{Host} header (C{None} if absent).
-    @param port: the port the Web Profile listens on, or C{None} to accept
-        any port (when it is not known, e.g. in memory tests).
-    @return: whether C{host} is C{127.0.0.1:PORT}, C{localhost:PORT} or
-        C{[::1]:PORT} (case-insensitive), the only names a page on this
-        machine needs; anything else may be a DNS-rebinding attack.
+    @return: whether C{host} (the request's C{Host} header) is one the Web
+        Profile accepts on C{port} (see L{samptwist._net.web_host_is_allowed}).
     """
-    if not host:
-        return False
-    try:
-        text = host.decode("ascii").strip().lower()
-    except UnicodeDecodeError:
-        return False
-    name, sep, port_text = text.rpartition(":")
-    if not sep or name == "[" or "]" in port_text:
-        return False  # no port (the Web Profile never runs on port 80)
-    if name not in LOOPBACK_NAMES or not port_text.isdigit():
-        return False
-    return port is None or int(port_text) == port
+    return _net.web_host_is_allowed(host, port)
 
 
 def request_host_name(request: Any) -> str:
