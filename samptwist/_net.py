@@ -3,22 +3,33 @@
 
 Each place that asks has its own, deliberately different, policy:
 
-=======================  ===========================================  ==========
-policy                   accepts                                      port
-=======================  ===========================================  ==========
-L{callback_host_is_local}  loopback addresses, C{localhost} names,    (URL's own)
-                         this machine's exact host names
-L{web_host_is_allowed}   C{127.0.0.1}, C{localhost}, C{[::1]} only    must match
-L{peer_is_loopback}      a loopback peer address                      n/a
-L{translator_host_is_local}  anything not public: loopback, private,  n/a
-                         link-local, reserved..., this host's names
-L{status_host_is_allowed}  C{localhost}, any loopback address         any
-=======================  ===========================================  ==========
+============================  ======================================  ===========
+policy                        accepts                                 port
+============================  ======================================  ===========
+L{web_host_is_allowed}        C{127.0.0.1}, C{localhost}, C{[::1]}    must match
+                              only
+L{status_host_is_allowed}     C{localhost}, any loopback address      any or none
+L{callback_host_is_local}     loopback addresses, C{localhost} names  the URL's
+                              and aliases, this machine's exact names
+L{translator_host_is_local}   all the callback policy accepts, and    n/a
+                              anything not public (private,
+                              link-local, reserved...), and the first
+                              label of this machine's names
+L{peer_is_loopback}           a loopback peer address (never a name)  n/a
+============================  ======================================  ===========
 
-The Web Profile's and the status page's peer checks are the same rule
-(L{peer_is_loopback}); IPv4-mapped IPv6 addresses (C{::ffff:127.0.0.1},
-what a dual-stack socket reports for an IPv4 peer) count as the IPv4
-address they map, everywhere.
+Each of the first four accepts all that the one above it accepts, and
+more: a Host the Web Profile takes is one the status page takes, a status
+page Host is a host the hub would call back, and the translator refuses to
+fetch anything the hub would call back.  L{peer_is_loopback} (the Web
+Profile's and the status page's peer check) judges addresses, never names,
+and accepts exactly the addresses the status page's Host policy accepts;
+the Web Profile binds only where L{is_loopback_address} holds.
+IPv4-mapped IPv6 addresses (C{::ffff:127.0.0.1}, what a dual-stack socket
+reports for an IPv4 peer) count as the IPv4 address they map, everywhere.
+C{tests/unit/test_net.py} shows every difference, host by host.
+
+L{url_host} is the one place a bound address is formatted for a URL.
 
 This module imports nothing from the hub or the client: both use it.
 """
@@ -52,14 +63,15 @@ def url_host(address: str) -> str:
     @return: the host to put in a URL that reaches that port from this
         machine: the wildcard addresses C{0.0.0.0} / C{""} become
         C{127.0.0.1} and C{::} becomes C{[::1]}; other IPv6 addresses are
-        bracketed.
+        bracketed (a zone as C{%25zone}).
     """
     if address in ("0.0.0.0", ""):
         return "127.0.0.1"
     if address == "::":
         address = "::1"
     if ":" in address and not address.startswith("["):
-        return f"[{address}]"
+        # An IPv6 zone is written %25 in a URL (RFC 6874).
+        return "[" + address.replace("%", "%25") + "]"
     return address
 
 
@@ -108,7 +120,13 @@ def own_host_names() -> FrozenSet[str]:
     return frozenset(names)
 
 
-def _is_localhost_name(name: str) -> bool:
+def is_localhost_name(host: str) -> bool:
+    """
+    @return: whether C{host} is C{localhost} or a C{*.localhost} name (which
+        resolve to loopback, RFC 6761), in any case, with or without a final
+        dot.
+    """
+    name = _name(host)
     return name == "localhost" or name.endswith(".localhost")
 
 
@@ -126,7 +144,7 @@ def callback_host_is_local(host: str) -> bool:
     if is_loopback_address(host):
         return True
     name = _name(host)
-    return _is_localhost_name(name) or name in _LOCALHOST_ALIASES or name in own_host_names()
+    return is_localhost_name(name) or name in _LOCALHOST_ALIASES or name in own_host_names()
 
 
 def peer_is_loopback(address: Any) -> bool:
@@ -196,20 +214,17 @@ def translator_host_is_local(host: Optional[str]) -> bool:
 
     @param host: the host of the target URL (C{None} or empty if it has
         none, which counts as local).
-    @return: whether C{host} is C{localhost} / C{*.localhost}, this
-        machine's name (any of L{own_host_names} or their first label), or
-        a loopback, private, link-local, unspecified, reserved or multicast
-        address.
+    @return: whether C{host} is anything L{callback_host_is_local} accepts
+        (so the translator never fetches what the hub would call back), the
+        first label of one of L{own_host_names}, or a private, link-local,
+        unspecified, reserved or multicast address.
     """
-    if not host:
+    if not host or callback_host_is_local(host):
         return True
     name = _name(host)
-    if _is_localhost_name(name):
-        return True
     ip = _ip(name)
     if ip is None:
-        own = own_host_names()
-        return name in own or name in {n.split(".", 1)[0] for n in own}
+        return name in {n.split(".", 1)[0] for n in own_host_names()}
     return (
         ip.is_loopback
         or ip.is_private

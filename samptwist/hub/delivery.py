@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # Look this machine's names up now, not in the reactor on the first register.
 own_host_names()
 
+
 def check_callback_url(url: Any) -> str:
     """
     @return: C{url}, if it is an absolute C{http:}/C{https:} URL on this
