@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional
 
-VOTABLE = "table.load.votable"
-FITS_TABLE = "table.load.fits"
-FITS_IMAGE = "image.load.fits"
-SPECTRUM = "spectrum.load.ssa-generic"
+from ..constants import IMAGE_LOAD_FITS as FITS_IMAGE
+from ..constants import SPECTRUM_LOAD_SSA as SPECTRUM
+from ..constants import TABLE_LOAD_FITS as FITS_TABLE
+from ..constants import TABLE_LOAD_VOTABLE as VOTABLE
 
 BLOCK = 2880
 CARD = 80
