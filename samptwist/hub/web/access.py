@@ -1,31 +1,16 @@
 """
-Who may talk to the Web Profile at all: loopback peers only (WEB-HTTP-2),
-loopback C{Host} headers only (DNS rebinding, notes 10), and the CORS
-headers browsers need (WEB-CORS-*, notes 1-6).
+The CORS headers browsers need (WEB-CORS-*, notes 1-6) and the Host name
+a checked request used.  Who may talk to the Web Profile at all (loopback
+peers only, WEB-HTTP-2; loopback C{Host} headers only, notes 10) is decided
+by L{samptwist._net.peer_is_loopback} and
+L{samptwist._net.web_host_is_allowed}, which the site calls.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from ... import _net
 from .consent import normalize_origin
-
-
-def peer_is_loopback(request: Any) -> bool:
-    """
-    @return: whether the request came over TCP from a loopback address (see
-        L{samptwist._net.peer_is_loopback}).
-    """
-    return _net.peer_is_loopback(request.getClientAddress())
-
-
-def host_is_allowed(host: Optional[bytes], port: Optional[int]) -> bool:
-    """
-    @return: whether C{host} (the request's C{Host} header) is one the Web
-        Profile accepts on C{port} (see L{samptwist._net.web_host_is_allowed}).
-    """
-    return _net.web_host_is_allowed(host, port)
 
 
 def request_host_name(request: Any) -> str:
