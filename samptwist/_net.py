@@ -26,7 +26,9 @@ Profile's and the status page's peer check) judges addresses, never names,
 and accepts exactly the addresses the status page's Host policy accepts;
 the Web Profile binds only where L{is_loopback_address} holds.
 IPv4-mapped IPv6 addresses (C{::ffff:127.0.0.1}, what a dual-stack socket
-reports for an IPv4 peer) count as the IPv4 address they map, everywhere.
+reports for an IPv4 peer) count as the IPv4 address they map wherever an
+address is judged (the Web Profile's Host is matched as one of three
+names, so C{[::ffff:127.0.0.1]} is not one).
 C{tests/unit/test_net.py} shows every difference, host by host.
 
 L{url_host} is the one place a bound address is formatted for a URL.
@@ -41,8 +43,8 @@ import ipaddress
 import socket
 from typing import Any, FrozenSet, Optional, Union
 
-#: the names of the loopback interface every policy accepts (bare: IPv6
-#: without brackets)
+#: the names of the loopback interface every Host and URL policy accepts
+#: (bare: IPv6 without brackets)
 LOOPBACK_NAMES: FrozenSet[str] = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: further names for this machine's loopback interface found in
