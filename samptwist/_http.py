@@ -1,9 +1,13 @@
 """
-HTTP details shared by the hub's sites and the client's callback server.
+HTTP details shared by the hub's sites and the client's callback server:
+the tolerant channel, and whether a request can still be answered.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
+from twisted.python.failure import Failure
 from twisted.web import http
 
 
@@ -21,3 +25,24 @@ class TolerantHTTPChannel(http.HTTPChannel):
         if line.endswith(b"\r"):
             line = line[:-1]
         super().lineReceived(line)
+
+
+def watch_answerable(request: Any) -> Callable[[], bool]:
+    """
+    Watch C{request} for the loss of its connection, through the public
+    C{notifyFinish()} rather than Twisted's private C{request._disconnected}.
+
+    Call it while rendering: a C{notifyFinish()} Deferred asked for after
+    the connection is gone never fires.
+
+    @return: a function telling whether C{request} can still be answered
+        (neither finished nor its connection lost).
+    """
+    lost = False
+
+    def gone(_: Failure) -> None:
+        nonlocal lost
+        lost = True
+
+    request.notifyFinish().addErrback(gone)
+    return lambda: not lost and not request.finished

@@ -171,7 +171,14 @@ def peer_env(home: Path, lockfile: Path) -> dict[str, str]:
 
 
 @dataclasses.dataclass
-class RunningHub:
+class HubProcess:
+    """
+    A hub running as a child process, started by ``running_hub()`` (ours,
+    or the one ``SAMPTWIST_INTEROP_HUB`` names): its process, private home,
+    lockfile and output.  (Not ``samptwist.RunningHub``, a hub started in
+    this process by ``samptwist.start_hub``.)
+    """
+
     proc: subprocess.Popen[bytes]
     home: Path
     lockfile: Path
@@ -257,7 +264,7 @@ def _limit_files(nofile: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
 
 
-def _drain(hub: RunningHub) -> None:
+def _drain(hub: HubProcess) -> None:
     assert hub.proc.stdout is not None
     fd = hub.proc.stdout.fileno()
     while True:
@@ -286,11 +293,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> tuple[int, bool]:
 @contextlib.contextmanager
 def running_hub(
     tmp_path: Path, *extra_args: str, nofile: Optional[int] = None
-) -> Iterator[RunningHub]:
+) -> Iterator[HubProcess]:
     """
     Start our hub as a subprocess with HOME=tmp_path/home and lockfile
     tmp_path/home/.samp (and, with C{nofile}, that soft RLIMIT_NOFILE); yield
-    a RunningHub.  On exit: SIGTERM (this PID only),
+    a HubProcess.  On exit: SIGTERM (this PID only),
     bounded wait, SIGKILL if needed; then assert exit status 0 and that the
     lockfile was removed (STD-LOCKSEC-4, STD-SHUT-1).
     """
@@ -328,7 +335,7 @@ def running_hub(
             f"output:\n{''.join(chunks)}{rest}",
             pytrace=False,
         )
-    hub = RunningHub(
+    hub = HubProcess(
         proc=proc,
         home=home,
         lockfile=lockfile,
@@ -369,7 +376,7 @@ def running_hub(
 
 
 def run_jsamp(
-    hub: RunningHub, *args: str, timeout: float = JSAMP_TIMEOUT
+    hub: HubProcess, *args: str, timeout: float = JSAMP_TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
     """Run ``jsamp ARGS`` against *hub* with a bounded timeout; never hangs the suite."""
     import pytest
@@ -405,7 +412,7 @@ def jsamp_stderr(cp: subprocess.CompletedProcess[str]) -> str:
     )
 
 
-def describe_run(cp: subprocess.CompletedProcess[Any], hub: RunningHub | None = None) -> str:
+def describe_run(cp: subprocess.CompletedProcess[Any], hub: HubProcess | None = None) -> str:
     args = cp.args if isinstance(cp.args, str) else " ".join(map(str, cp.args))
     text = f"{args} -> exit status {cp.returncode}\nstdout:\n{cp.stdout}\nstderr:\n{cp.stderr}"
     if hub is not None:

@@ -71,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         # The hub takes twistd samphub's options, parsed by samptwist.tap.
         from . import hub
 
-        hub.main(args_list[1:])
+        hub.main(args_list[1:], out=sys.stdout)
     parser = build_parser()
     args = parser.parse_args(args_list)
     module = args.module
@@ -86,7 +86,7 @@ async def _run(reactor: Any, module: Any, args: argparse.Namespace) -> None:
     prog = f"{PROG} {args.command}"
     out = sys.stderr if getattr(module, "OUT_IS_STDERR", False) else sys.stdout
     try:
-        code = await module.run(reactor, args, out)
+        code = await module.run(reactor, args, out=out)
     except CLIError as e:
         _say(f"{prog}: {error_line(e)}")
         raise SystemExit(e.code) from None

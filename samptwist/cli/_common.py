@@ -16,6 +16,7 @@ from twisted.internet.defer import TimeoutError
 from ..client import SAMPClient
 from ..client.errors import HubUnreachable
 from ..client.naming import matches_by_name
+from ..constants import STATUS_OK, STATUS_WARNING
 from ..errors import LockfileError, SAMPCallError, SAMPHubError, SAMPValueError
 from ..types import from_native
 
@@ -202,9 +203,9 @@ def response_line(response: Any) -> str:
     result = response.get("samp.result") or {}
     emap = response.get("samp.error") or {}
     errortxt = emap.get("samp.errortxt", "") if isinstance(emap, dict) else ""
-    if status == "samp.ok":
+    if status == STATUS_OK:
         return "ok" + (f" {summarize(result)}" if result else "")
-    if status == "samp.warning":
+    if status == STATUS_WARNING:
         return f"warning: {errortxt}" + (f" {summarize(result)}" if result else "")
     return f"error: {errortxt or summarize(response)}"
 
@@ -216,7 +217,7 @@ def is_error(response: Any) -> bool:
     """
     if isinstance(response, BaseException) or not isinstance(response, dict):
         return True
-    return response.get("samp.status") not in ("samp.ok", "samp.warning")
+    return response.get("samp.status") not in (STATUS_OK, STATUS_WARNING)
 
 
 def table(rows: Iterable[Sequence[str]], headers: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import treq
 from twisted.web.http_headers import Headers
 
+from .._net import is_localhost_name, is_loopback_address
 from ..client.discovery import lockfile_location
 from ..errors import LockfileError
 from ..hub.status import status_key
@@ -81,16 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_localhost_name(host) or is_loopback_address(host)
 
 
 def _private_host(host: str) -> bool:
+    # Chromium's "local" address space, a browser's notion, not a hub policy.
     try:
         return ipaddress.ip_address(host.strip("[]")).is_private
     except ValueError:

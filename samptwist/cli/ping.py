@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from twisted.internet.defer import Deferred, DeferredList
 
+from ..constants import PING
 from ..errors import SAMPCallError
 from ._common import (
     CLIError,
@@ -33,8 +34,6 @@ EPILOG = """examples:
   samptwist ping
   samptwist ping TOPCAT --count 5
 """
-
-PING = "samp.app.ping"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional
 
-VOTABLE = "table.load.votable"
-FITS_TABLE = "table.load.fits"
-FITS_IMAGE = "image.load.fits"
-SPECTRUM = "spectrum.load.ssa-generic"
+from ..constants import IMAGE_LOAD_FITS as FITS_IMAGE
+from ..constants import SPECTRUM_LOAD_SSA as SPECTRUM
+from ..constants import TABLE_LOAD_FITS as FITS_TABLE
+from ..constants import TABLE_LOAD_VOTABLE as VOTABLE
 
 BLOCK = 2880
 CARD = 80
@@ -308,14 +308,3 @@ def _describe(hdus: List[HDU], mtype: str) -> str:
     what = {SPECTRUM: "FITS spectrum", FITS_IMAGE: "FITS image", FITS_TABLE: "FITS table"}[mtype]
     return f"{what} ({', '.join(kinds) or 'no data'})"
 
-
-def guess_from_name(name: str) -> Optional[str]:
-    """
-    @return: an MType guessed from a file name's extension alone, or C{None}.
-    """
-    lower = name.lower().split("?", 1)[0].removesuffix(".gz")
-    if lower.endswith((".vot", ".votable", ".xml", ".vot.xml")):
-        return VOTABLE
-    if lower.endswith((".fits", ".fit", ".fts", ".fz")):
-        return FITS_IMAGE
-    return None

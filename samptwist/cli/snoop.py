@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, TextIO
 from twisted.internet.defer import Deferred
 
 from ..client.handlers import Message, error, ok
-from ..client.tracker import EVENTS as HUB_EVENTS
+from ..constants import CLIENT_EVENTS, DISCONNECT, PING, SHUTDOWN
 from ..mtype import is_pattern
 from ._common import CLIError, add_hub_options, make_client, summarize
 
@@ -87,7 +87,7 @@ class Snooper:
         hub_event = message.mtype.startswith("samp.hub.")
         if not (hub_event and self.args.no_hub_events):
             self.show(message)
-        if message.mtype == "samp.app.ping" or hub_event:
+        if message.mtype == PING or hub_event:
             return ok()
         if self.args.reply == "ok":
             return ok()
@@ -155,8 +155,7 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
     for pattern in patterns:
         client.add_handler(pattern, snooper.handle)
     # The library answers these itself unless a handler names them exactly.
-    for mtype in (*HUB_EVENTS, "samp.hub.event.shutdown", "samp.hub.disconnect",
-                  "samp.app.ping"):
+    for mtype in (*CLIENT_EVENTS, SHUTDOWN, DISCONNECT, PING):
         client.add_handler(mtype, snooper.handle)
     client.disconnected.subscribe(snooper.lost)
     await client.connect()

@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover
 
 from .._http import TolerantHTTPChannel
 from .._log import Logger
+from .._net import url_host
 from .._xmlrpc import MethodTable, Procedure
 from ..types import check_map
 
@@ -162,11 +163,7 @@ class CallbackServer:
         if self._port is None:
             self._port = await serverFromString(self.reactor, self.endpoint).listen(self._factory)
             host = self._port.getHost()
-            address = getattr(host, "host", "127.0.0.1")
-            if address in ("0.0.0.0", ""):
-                address = "127.0.0.1"
-            if ":" in address:
-                address = f"[{address}]"
+            address = url_host(getattr(host, "host", "127.0.0.1"))
             self.url = f"http://{address}:{host.port}/"
         assert self.url is not None
         return self.url

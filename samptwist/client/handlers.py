@@ -20,13 +20,12 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 
 from .._log import Logger
+from ..constants import STATUS_ERROR as ERROR
+from ..constants import STATUS_OK as OK
+from ..constants import STATUS_WARNING as WARNING
 from ..errors import SAMPCallError, SAMPValueError
 from ..mtype import best_match, check_mtype, is_pattern
 from ..types import check_map, check_value, from_native
-
-OK = "samp.ok"
-WARNING = "samp.warning"
-ERROR = "samp.error"
 
 log = Logger()
 

@@ -23,6 +23,7 @@ from twisted.internet.defer import Deferred, TimeoutError
 
 from ..constants import IMAGE_LOAD_FITS as IMAGE_MTYPE
 from ..constants import SPECTRUM_LOAD_SSA as SPECTRUM_MTYPE
+from ..constants import STATUS_OK, STATUS_WARNING
 from ..constants import TABLE_LOAD_VOTABLE as TABLE_MTYPE
 from ..errors import SAMPCallError
 from .connection import SAMPClient
@@ -84,8 +85,8 @@ async def _send(
     # The same outcome types as for a single recipient: refusals as errors.
     for responder, response in results.items():
         if isinstance(response, dict) and response.get("samp.status") not in (
-            "samp.ok",
-            "samp.warning",
+            STATUS_OK,
+            STATUS_WARNING,
         ):
             results[responder] = SAMPCallError(response, responder)
     return results
@@ -244,7 +245,7 @@ def _send_blocking(conn: Any, mtype: str, params: Dict[str, Any], recipient: Opt
         except SAMPProxyTimeoutError:
             results[target] = TimeoutError(f"{target} did not answer within {seconds}s")
             continue
-        if response.get("samp.status") in ("samp.ok", "samp.warning"):
+        if response.get("samp.status") in (STATUS_OK, STATUS_WARNING):
             results[target] = response
         else:
             results[target] = SAMPCallError(response, target)

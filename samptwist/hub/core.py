@@ -63,8 +63,6 @@ class Client:
     @ivar profile: C{"standard"}, C{"web"} or C{"hub"}.
     @ivar target: where callbacks go, or C{None} while it is not callable.
     @ivar failures: consecutive deliveries that could not reach it.
-    @ivar info: profile-specific details (e.g. the callback URL or a web
-        client's origin), for logs and status displays.
     """
 
     public_id: str
@@ -74,7 +72,6 @@ class Client:
     subscriptions: Dict[str, Any] = field(default_factory=dict)
     target: Optional[ICallbackTarget] = None
     failures: int = 0
-    info: Dict[str, str] = field(default_factory=dict)
     registered: bool = True
     last_seen: float = 0.0
     #: registration order (the hub's own client is 0)
@@ -315,7 +312,7 @@ class Hub:
 
     # -- registration ------------------------------------------------------
 
-    def register(self, profile: str, info: Optional[Dict[str, str]] = None) -> Client:
+    def register(self, profile: str) -> Client:
         """
         Register a new client (the profile has checked its credentials).
 
@@ -333,8 +330,7 @@ class Hub:
             )
         self._last_id += 1
         client = Client(
-            f"c{self._last_id}", self._new_key(), profile, info=dict(info or {}),
-            serial=self._last_id,
+            f"c{self._last_id}", self._new_key(), profile, serial=self._last_id,
         )
         client.last_seen = self.last_activity = self.reactor.seconds()
         self._add(client)

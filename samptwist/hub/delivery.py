@@ -24,8 +24,6 @@ client's view of the hub's events stays in order.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple
 from urllib.parse import urlparse
@@ -37,6 +35,7 @@ from zope.interface import implementer
 
 from .._httpclient import Answer, HTTPClient
 from .._log import Logger
+from .._net import callback_host_is_local, own_host_names
 from .._xmlrpc import CallEncoder, Fault, NotXmlRpc, parse_params
 from ..errors import SAMPValueError
 from ..types import samp_size
@@ -47,33 +46,14 @@ if TYPE_CHECKING:
     from twisted.web.iweb import IAgent
 
 
-_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
-_HOSTNAME = socket.gethostname().lower().rstrip(".")
-
-
-def is_local_host(host: str) -> bool:
-    """
-    @return: whether C{host} names this machine without a DNS look-up: a
-        loopback address, C{localhost}, or this machine's host name (alone or
-        as the first label of a fully qualified name, which is what astropy
-        and pyvo clients use when the network is up).
-    """
-    host = host.strip("[]").lower().rstrip(".")
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    return (
-        host in _LOCAL_NAMES
-        or host.endswith(".localhost")
-        or (bool(_HOSTNAME) and (host == _HOSTNAME or host.startswith(_HOSTNAME + ".")))
-    )
+# Look this machine's names up now, not in the reactor on the first register.
+own_host_names()
 
 
 def check_callback_url(url: Any) -> str:
     """
     @return: C{url}, if it is an absolute C{http:}/C{https:} URL on this
-        machine (see L{is_local_host}).
+        machine (see L{samptwist._net.callback_host_is_local}).
     @raise SAMPValueError: otherwise: the hub calls back only local clients.
     """
     if not isinstance(url, str):
@@ -90,7 +70,7 @@ def check_callback_url(url: Any) -> str:
         raise SAMPValueError(f"malformed callback URL {url!r:.80}") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise SAMPValueError(f"callback URL {url!r:.80} is not an absolute http URL")
-    if not is_local_host(parsed.hostname):
+    if not callback_host_is_local(parsed.hostname):
         raise SAMPValueError(
             f"callback URL {url!r:.80} is not on this machine: the hub only calls back "
             "loopback addresses, localhost or this host's own name"

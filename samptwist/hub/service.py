@@ -19,6 +19,7 @@ from twisted.logger import LogLevel
 
 from .._httpclient import Answer, HTTPClient
 from .._log import Logger, get_level
+from .._net import url_host
 from .._oneshot import OneShot
 from .._version import __version__
 from .._xmlrpc import Fault, NotXmlRpc, encode_call, parse_params
@@ -337,14 +338,7 @@ class HubService(MultiService):
         endpoint = serverFromString(self.reactor, self.listen)
         self._port = await endpoint.listen(self.site)
         address = self._port.getHost()
-        host = getattr(address, "host", "127.0.0.1")
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        base = f"http://{host}:{address.port}/"
+        base = f"http://{url_host(getattr(address, 'host', '127.0.0.1'))}:{address.port}/"
         self.url = base + "xmlrpc"
         self.hub.hub_client.metadata.setdefault("samp.icon.url", base + "icon.svg")
         self.hub.hub_client.metadata.setdefault("samp.documentation.url", base)

@@ -104,7 +104,6 @@ class StandardProfile(xmlrpc.XMLRPC):
             max_queue_bytes=limits.max_queue_bytes,
         )
         self.hub.set_callback(private_key, target)
-        client.info["callback"] = url
         return ""
 
     def render_POST(self, request: Any) -> Any:

@@ -36,11 +36,9 @@ import collections
 import functools
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
 
 from twisted.application.service import Service
 from twisted.internet import task
@@ -48,6 +46,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from .._log import Logger
+from .._net import peer_is_loopback, status_host_is_allowed
 from .core import Client, Hub
 
 if TYPE_CHECKING:
@@ -65,8 +64,6 @@ MAX_TOKENS = 64
 MAX_ANSWER = 4096
 #: header carrying the page token of a consent answer
 TOKEN_HEADER = b"x-samp-status-token"
-
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 SECURITY_HEADERS = {
     b"x-content-type-options": b"nosniff",
@@ -338,21 +335,6 @@ class StatusMonitor(Service):
                 pass
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _host_ok(request: Any) -> bool:
-    host = request.getHeader(b"host")
-    if host is None:
-        return False
-    name = urlsplit("//" + host.decode("ascii", "replace")).hostname or ""
-    return name.lower() in LOOPBACK_NAMES or _is_loopback(name)
-
-
 @functools.cache
 def _static(name: str) -> bytes:
     # Read once: no file I/O in the reactor per request.
@@ -382,10 +364,9 @@ class _Guarded(Resource):
         if request.method not in self.methods:
             request.setHeader(b"allow", b", ".join(self.methods))
             return self._refuse(request, 405, "only " + self.methods[0].decode())
-        peer = getattr(request.getClientAddress(), "host", "")
-        if not _is_loopback(peer):
+        if not peer_is_loopback(request.getClientAddress()):
             return self._refuse(request, 403, "the status page is for this machine only")
-        if not _host_ok(request):
+        if not status_host_is_allowed(request.getHeader(b"host")):
             return self._refuse(request, 403, "Host must be a loopback name (DNS rebinding?)")
         site = request.getHeader(b"sec-fetch-site")
         if self.same_origin_only and site not in (None, b"same-origin", b"none"):

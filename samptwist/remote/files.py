@@ -37,7 +37,9 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from .._http import watch_answerable
 from .._log import Logger
+from .._net import is_loopback_address
 from .protocol import CHUNK, Refused
 
 log = Logger()
@@ -48,8 +50,6 @@ MAX_FILE_SIZE = 8 * 1024 ** 3
 LIFETIME = 3600.0
 #: most tokens remembered on each side (the oldest are forgotten first)
 MAX_TOKENS = 10000
-
-_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
 @dataclasses.dataclass
@@ -137,7 +137,7 @@ def is_loopback_http(url: str) -> bool:
     if not url.startswith("http://"):
         return False
     host = urlsplit(url).hostname or ""
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+    return host == "localhost" or is_loopback_address(host)
 
 
 class _Tokens:
@@ -601,14 +601,16 @@ class FileServer(Resource):
             request.setResponseCode(503)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"the link to the other side is down\n"
+        answerable = watch_answerable(request)
         d = link.open_remote(token)
-        d.addCallbacks(self._opened, self._refused, callbackArgs=(request, link),
-                       errbackArgs=(request,))
+        d.addCallbacks(self._opened, self._refused, callbackArgs=(request, link, answerable),
+                       errbackArgs=(request, answerable))
         return NOT_DONE_YET
 
-    def _opened(self, opened: Tuple[int, int, str], request: Request, link: Any) -> None:
+    def _opened(self, opened: Tuple[int, int, str], request: Request, link: Any,
+                answerable: Callable[[], bool]) -> None:
         stream, size, content_type = opened
-        if request.finished or request._disconnected:  # type: ignore[attr-defined]
+        if not answerable():
             link.close_stream(stream)
             return
         request.setHeader(b"content-type", content_type.encode("latin-1", "replace"))
@@ -620,8 +622,8 @@ class FileServer(Resource):
             return
         _Download(request, link, stream).pump()
 
-    def _refused(self, f: Failure, request: Request) -> None:
-        if request.finished or request._disconnected:  # type: ignore[attr-defined]
+    def _refused(self, f: Failure, request: Request, answerable: Callable[[], bool]) -> None:
+        if not answerable():
             return
         request.setResponseCode(404)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")

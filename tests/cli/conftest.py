@@ -130,7 +130,7 @@ def wait_registrable(params: Dict[str, str], attempts: int = 2000) -> None:
 
 
 @contextlib.contextmanager
-def hub_of_kind(kind: str, tmp_path: Path) -> Iterator[peers.RunningHub]:
+def hub_of_kind(kind: str, tmp_path: Path) -> Iterator[peers.HubProcess]:
     """Our hub, pyvo.samp's (astropy's successor) or JSAMP's, as a subprocess."""
     if kind == "pyvo":
         peers.require_samp_module("pyvo.samp")
@@ -166,7 +166,7 @@ def our_hub(tmp_path):
 class Peer:
     """A pyvo.samp client with handlers that record what they get."""
 
-    def __init__(self, hub: peers.RunningHub, name: str, calls: Dict[str, Any],
+    def __init__(self, hub: peers.HubProcess, name: str, calls: Dict[str, Any],
                  notes: List[str] = ()) -> None:
         samp = peers.require_samp_module("pyvo.samp")
         self.inbox = peers.Inbox()

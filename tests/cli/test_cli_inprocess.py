@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 
-from samptwist.cli import build_parser
+from samptwist.cli import SUBCOMMANDS, build_parser
 from samptwist.cli import hub as hub_command
 from samptwist.cli._common import CLIError, error_line
 from samptwist.client import SAMPClient, error
@@ -310,3 +310,41 @@ async def test_remote_agent_speaks_on_its_link_and_talks_on_out(inprocess_hub, l
     with pytest.raises(CLIError, match="no hub here"):
         await remote_agent.run(reactor, args, out, stdio=stdio)
     assert len(links) == 2
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_entry_point_hands_each_subcommand_its_stream(name, monkeypatch):
+    """
+    C{samptwist NAME}: every subcommand's C{run} takes C{out}, and the entry
+    point passes it: standard output, or standard error for remote-agent,
+    whose standard output is its link.
+    """
+    import argparse
+    import importlib
+    import inspect
+    import sys
+
+    from samptwist import cli
+
+    real = importlib.import_module(f"samptwist.cli.{name.replace('-', '_')}")
+    assert "out" in inspect.signature(real.run).parameters, name
+    given: List[Any] = []
+
+    class Module:
+        OUT_IS_STDERR = getattr(real, "OUT_IS_STDERR", False)
+
+        @staticmethod
+        async def run(reactor: Any, args: Any, out: Any = None) -> int:
+            given.append(out)
+            return 0
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    failures: List[Any] = []
+    d = Deferred.fromCoroutine(cli._run(reactor, Module, argparse.Namespace(command=name)))
+    d.addErrback(failures.append)
+    assert len(failures) == 1 and failures[0].check(SystemExit), failures
+    assert failures[0].value.code == 0
+    assert given == [stderr if Module.OUT_IS_STDERR else stdout]
+    assert Module.OUT_IS_STDERR == (name == "remote-agent")

@@ -119,8 +119,13 @@ async def wait_for_hub(lockfile: Path, timeout: float = START_TIMEOUT) -> None:
         await proxy.close()
 
 
-class RunningHub:
-    """A hub of some kind on ``lockfile``; ``start``/``stop`` may be repeated."""
+class RestartableHub:
+    """
+    A hub of some kind on ``lockfile``; ``start``/``stop`` may be repeated
+    (for reconnection tests): ours in this process, pyvo's in a thread,
+    JSAMP's as a child process.  (Not :class:`samptwist.RunningHub`, nor
+    ``tests.peers.HubProcess``.)
+    """
 
     kind = "?"
 
@@ -135,7 +140,7 @@ class RunningHub:
         raise NotImplementedError
 
 
-class OurHub(RunningHub):
+class OurHub(RestartableHub):
     kind = "samptwist"
 
     def __init__(self, lockfile: Path, home: Path) -> None:
@@ -154,7 +159,7 @@ class OurHub(RunningHub):
         self.service = None
 
 
-class AstropyHub(RunningHub):
+class AstropyHub(RestartableHub):
     """pyvo.samp's hub (astropy.samp's successor)."""
 
     kind = "astropy"
@@ -177,7 +182,7 @@ class AstropyHub(RunningHub):
             await deferToThread(server.stop)
 
 
-class JsampHub(RunningHub):
+class JsampHub(RestartableHub):
     kind = "jsamp"
 
     def __init__(self, lockfile: Path, home: Path) -> None:

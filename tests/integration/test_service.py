@@ -241,3 +241,42 @@ async def test_bare_lf_request_accepted(hub):
     assert data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200"), data[:200]
     registration = xmlrpc.client.loads(data.split(b"\r\n\r\n", 1)[1])[0][0]
     assert registration["samp.hub-id"] == "hub"
+
+
+async def _xmlrpc_ping(url, method):
+    # Twisted's Agent, not treq: treq (hyperlink) cannot encode an IPv6
+    # literal host, nor can twisted.web.xmlrpc.Proxy parse one.
+    import io
+
+    from twisted.web.client import Agent, FileBodyProducer, readBody
+    from twisted.web.http_headers import Headers
+
+    fields = {b"content-type": [b"text/xml"]}
+    body = FileBodyProducer(io.BytesIO(xmlrpc.client.dumps((), method).encode()))
+    response = await Agent(reactor).request(b"POST", url.encode("ascii"), Headers(fields), body)
+    answer = xmlrpc.client.loads(await readBody(response))
+    assert response.code == 200 and answer[0] == ("",), (url, answer)
+
+
+@pytest_twisted.ensureDeferred
+async def test_ipv6_loopback_urls(tmp_path):
+    """
+    A hub and its Web Profile listening on ::1 advertise [::1] URLs
+    (samptwist._net.url_host, the one formatter), and both answer there.
+    """
+    listen = r"tcp6:0:interface=\:\:1"
+    service = HubService(reactor, listen=listen, lockfile=tmp_path / "lock",
+                         web_listen=listen, web_consent="deny")
+    service.startService()
+    try:
+        assert await service.when_ready() is service
+        web = await service.web.when_ready()
+        assert web is service.web
+        assert service.url.startswith("http://[::1]:") and service.url.endswith("/xmlrpc")
+        assert read_lockfile(tmp_path / "lock").url == service.url
+        await _xmlrpc_ping(service.url, "samp.hub.ping")
+        assert web.url.startswith("http://[::1]:") and web.url.endswith("/")
+        # (the Agent's Host header, [::1]:PORT, is one the Web Profile takes)
+        await _xmlrpc_ping(web.url, "samp.webhub.ping")
+    finally:
+        await service.stopService()

@@ -62,3 +62,34 @@ def test_endpoint_defaults_defined_once() -> None:
         ("samptwist/constants.py", "DEFAULT_WEB_LISTEN"),
         ("samptwist/constants.py", "HUB_ID"),
     ]
+
+
+def test_mtypes_and_statuses_spelled_once() -> None:
+    """
+    No module but constants assigns or compares against an MType or status
+    string of its own (the command line included): they use the names.
+    """
+    values = {
+        value for name, value in vars(constants).items()
+        if name.isupper() and isinstance(value, str) and "." in value and ":" not in value
+    }
+    assert {constants.PING, constants.STATUS_OK, constants.SHUTDOWN} <= values
+    found = []
+    for path in (ROOT / "samptwist").rglob("*.py"):
+        if path.name == "constants.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                candidates = [node.value]
+            elif isinstance(node, ast.Compare):
+                candidates = [node.left, *node.comparators]
+            else:
+                continue
+            for value in candidates:
+                items = value.elts if isinstance(value, (ast.Tuple, ast.List, ast.Set)) else [value]
+                found += [
+                    (path.relative_to(ROOT).as_posix(), node.lineno, item.value)
+                    for item in items
+                    if isinstance(item, ast.Constant) and item.value in values
+                ]
+    assert found == []

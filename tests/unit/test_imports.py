@@ -30,6 +30,7 @@ TAP_MODULES = {
     "samptwist.hub.pages",
     "samptwist.hub.service", "samptwist.hub.standard", "samptwist.hub.status",
     "samptwist.lockfile", "samptwist.mtype", "samptwist.tap", "samptwist.types",
+    "samptwist._net",
 }
 #: third-party distributions it may load: Twisted and what twisted.web needs
 TAP_THIRD_PARTY = {

@@ -9,7 +9,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.web.test.requesthelper import DummyRequest
 
-from samptwist.hub.web.access import host_is_allowed
+from samptwist._net import web_host_is_allowed as host_is_allowed
 
 from .harness import ORIGIN, Web
 

@@ -9,9 +9,9 @@ from treq.testing import RequestTraversalAgent
 from twisted.web.resource import Resource
 from twisted.web.util import Redirect
 
+from samptwist._net import translator_host_is_local as is_local_host
 from samptwist.errors import SAMPHubError
 from samptwist.hub.web.restrict import MessageRestriction
-from samptwist.hub.web.urls import is_local_host
 
 from .harness import Web, now, pending
 
@@ -200,6 +200,50 @@ def test_is_local_host():
                  "169.254.1.1", "0.0.0.0", ""):
         assert is_local_host(host), host
     assert not is_local_host("example.org") and not is_local_host("8.8.8.8")
+
+
+
+def test_translator_lets_a_page_that_left_go():
+    """
+    WEB-URL-2: a page whose connection drops while the translator fetches
+    its URL: the fetch is cancelled, nothing is written to the lost request
+    and nothing is logged as a failure (the check goes through the public
+    notifyFinish(), not request._disconnected).
+    """
+    from collections import OrderedDict
+    from types import SimpleNamespace
+
+    from twisted.internet.defer import Deferred
+    from twisted.internet.error import ConnectionDone
+    from twisted.internet.task import Clock
+    from twisted.logger import LogLevel, capturedLogs
+    from twisted.python.failure import Failure
+    from twisted.web.server import NOT_DONE_YET
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from samptwist.hub.web.translator import Translator
+    from samptwist.hub.web.urls import UrlTracker
+
+    fetches = []
+
+    class NeverAnswers:
+        def request(self, method, uri, headers=None, body=None):
+            fetches.append(Deferred())
+            return fetches[-1]
+
+    url = "http://public.example/table.xml"
+    state = SimpleNamespace(permitted=OrderedDict({url: None}),
+                            client=SimpleNamespace(public_id="c9"))
+    translator = Translator(Clock(), UrlTracker(), lambda token: state, agent=NeverAnswers())
+    request = DummyRequest([b"t-key"])
+    request.args = {b"ref": [url.encode()]}
+    with capturedLogs() as events:
+        assert translator.render_GET(request) is NOT_DONE_YET
+        assert len(fetches) == 1 and not fetches[0].called
+        request.processingFailed(Failure(ConnectionDone()))  # the page went away
+    assert fetches[0].called  # cancelled
+    assert request.written == [] and not request.finished
+    assert [e for e in events if e["log_level"] >= LogLevel.warn] == []
 
 
 # -- long polls, idle expiry, queue bounds ------------------------------------

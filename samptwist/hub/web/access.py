@@ -1,58 +1,16 @@
 """
-Who may talk to the Web Profile at all: loopback peers only (WEB-HTTP-2),
-loopback C{Host} headers only (DNS rebinding, notes 10), and the CORS
-headers browsers need (WEB-CORS-*, notes 1-6).
+The CORS headers browsers need (WEB-CORS-*, notes 1-6) and the Host name
+a checked request used.  Who may talk to the Web Profile at all (loopback
+peers only, WEB-HTTP-2; loopback C{Host} headers only, notes 10) is decided
+by L{samptwist._net.peer_is_loopback} and
+L{samptwist._net.web_host_is_allowed}, which the site calls.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Optional
 
 from .consent import normalize_origin
-
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-
-
-def peer_is_loopback(request: Any) -> bool:
-    """
-    @return: whether the request came over TCP from a loopback address
-        (C{127.0.0.0/8}, C{::1}, or IPv4-mapped loopback).
-    """
-    address = request.getClientAddress()
-    host = getattr(address, "host", None)
-    if not isinstance(host, str):
-        return False
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
-def host_is_allowed(host: Optional[bytes], port: Optional[int]) -> bool:
-    """
-    @param host: the request's C{Host} header (C{None} if absent).
-    @param port: the port the Web Profile listens on, or C{None} to accept
-        any port (when it is not known, e.g. in memory tests).
-    @return: whether C{host} is C{127.0.0.1:PORT}, C{localhost:PORT} or
-        C{[::1]:PORT} (case-insensitive), the only names a page on this
-        machine needs; anything else may be a DNS-rebinding attack.
-    """
-    if not host:
-        return False
-    try:
-        text = host.decode("ascii").strip().lower()
-    except UnicodeDecodeError:
-        return False
-    name, sep, port_text = text.rpartition(":")
-    if not sep or name == "[" or "]" in port_text:
-        return False  # no port (the Web Profile never runs on port 80)
-    if name not in LOOPBACK_NAMES or not port_text.isdigit():
-        return False
-    return port is None or int(port_text) == port
 
 
 def request_host_name(request: Any) -> str:

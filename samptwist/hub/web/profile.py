@@ -358,8 +358,7 @@ class WebProfile(xmlrpc.XMLRPC):
     def _registered(self, ask: ConsentRequest, host: str) -> Dict[str, str]:
         if not self.hub.running:
             raise SAMPHubError("the hub is shutting down")
-        info = {"origin": ask.origin or "(none)", "claimed-name": ask.name}
-        client = self.hub.register("web", info)
+        client = self.hub.register("web")
         token = "t-" + secrets.token_urlsafe(24)
         state = WebClient(client, token, ask.origin, self.tracker.new_permitted())
         self._clients[client.public_id] = state

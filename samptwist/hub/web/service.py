@@ -5,7 +5,6 @@ L{samptwist.hub.service.HubService}.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Iterable, Optional, Union
 
 from twisted.application.service import Service
@@ -13,6 +12,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 
 from ..._log import Logger
+from ..._net import is_loopback_address, url_host
 from ..._oneshot import OneShot
 from ...constants import DEFAULT_WEB_LISTEN  # the standard endpoint (WEB-HTTP-1)
 from ..core import Hub
@@ -125,11 +125,7 @@ class WebProfileService(Service):
         self._port = port
         address = port.getHost()
         host = getattr(address, "host", "")
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
+        if not is_loopback_address(host):
             self._port = None
             port.stopListening()
             self.log.error(
@@ -140,8 +136,7 @@ class WebProfileService(Service):
             self._ready.fire(None)
             return
         self.root.port = self.profile.port = address.port
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{address.port}/"
+        self.url = f"http://{url_host(host)}:{address.port}/"
         self.log.info(
             "SAMP Web Profile ready at {url} (consent: {consent})",
             url=self.url,

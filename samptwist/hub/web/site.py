@@ -22,8 +22,9 @@ from twisted.logger import LogLevel
 from twisted.web.resource import Resource
 
 from ..._log import Logger, get_level
+from ..._net import peer_is_loopback, web_host_is_allowed
 from ..httpguard import GuardedSite
-from .access import add_cors, answer_preflight, host_is_allowed, peer_is_loopback
+from .access import add_cors, answer_preflight
 from .profile import WebProfile
 from .translator import Translator
 
@@ -123,14 +124,14 @@ class WebRoot(Resource):
             self.putChild(b"clientaccesspolicy.xml", _Fixed(CLIENTACCESSPOLICY, b"text/xml"))
 
     def getChildWithDefault(self, path: bytes, request: Any) -> Resource:
-        if not peer_is_loopback(request):
+        if not peer_is_loopback(request.getClientAddress()):
             self.log.warn(
                 "Web Profile refused a request from non-local address {peer}",
                 peer=getattr(request.getClientAddress(), "host", "?"),
             )
             return _Refusal("Forbidden: the SAMP Web Profile only serves this machine")
         host = request.getHeader(b"host")
-        if not host_is_allowed(host, self.port):
+        if not web_host_is_allowed(host, self.port):
             self.log.warn(
                 "Web Profile refused a request with Host header {host} (possible DNS "
                 "rebinding attack)",

@@ -31,6 +31,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from ..._http import watch_answerable
 from ..._log import Logger
 from .urls import UrlTracker
 
@@ -227,6 +228,7 @@ class Translator(Resource):
             kind = response.headers.getRawHeaders(b"content-type", [None])[0]
             return body.addCallback(lambda data: (response.code, kind, data))
 
+        answerable = watch_answerable(request)  # first: it must know before failed() runs
         overall = get(url, 0)
         overall.addTimeout(self.timeout, self.reactor)
         request.notifyFinish().addErrback(lambda _: overall.cancel())
@@ -240,7 +242,7 @@ class Translator(Resource):
             request.finish()
 
         def failed(f: Failure) -> None:
-            if request._disconnected or request.finished:
+            if not answerable():
                 return
             if isinstance(f.value, _Refused):
                 code, text = f.value.code, f.value.text

@@ -11,14 +11,13 @@ choosing and then read it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 from collections import OrderedDict
 from typing import Any, Iterator, Optional, Set
 from urllib.parse import urlsplit
 
 from ..._log import Logger
+from ..._net import translator_host_is_local
 
 _URL = re.compile(r"(?i)(https?|file):[^\s]+\Z")
 
@@ -46,34 +45,6 @@ def find_urls(value: Any, limit: int = 1000, _depth: int = 0) -> Iterator[str]:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-
-
-def is_local_host(host: Optional[str]) -> bool:
-    """
-    @return: whether C{host} names this machine or a non-public address:
-        C{localhost} and C{*.localhost}, this machine's host name, loopback,
-        private, link-local, unspecified and reserved addresses.
-    """
-    if not host:
-        return True
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(name.split("%", 1)[0])
-    except ValueError:
-        own = socket.gethostname().lower()
-        return name in (own, own.split(".", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_unspecified
-        or ip.is_reserved
-        or ip.is_multicast
-    )
 
 
 class UrlTracker:
@@ -171,6 +142,6 @@ class UrlTracker:
             return "redirect to a blocked URL"
         if url in permitted:
             return None
-        if is_local_host(host):
+        if translator_host_is_local(host):
             return "redirect to this machine or a private network address"
         return None
