@@ -35,9 +35,12 @@ from ..constants import (  # noqa: F401 (re-exported: hub modules import them fr
 )
 from ..errors import SAMPHubError, SAMPValueError
 from ..mtype import check_mtype, check_subscriptions, subscription_for
-from ..types import check_map, check_string, decode_int, samp_size
+from ..types import check_map, samp_size
 from . import events
-from .callbacks import DeliveryFailed, ICallbackTarget, QueueFull
+from .callbacks import ICallbackTarget, QueueFull
+from .checks import check_message, check_msg_tag, check_mtype_length, timeout_seconds
+from .checks import message as samp_message
+from .failures import DeliveryHealth
 from .limits import DEFAULT_LIMITS, Limits, over_limit
 from .pending import PendingCall, PendingCalls, new_msg_id
 from .policy import SendPolicy
@@ -102,7 +105,6 @@ class Hub:
         @param limits: what one client may hold (L{Limits}).
         """
         self.reactor = reactor
-        self.max_failures = max_failures
         self.max_wait = max_wait
         self.limits = limits
         self.max_pending_per_client = (
@@ -119,8 +121,7 @@ class Hub:
         self._pending = PendingCalls()
         self._routing = SubscriptionIndex()
         self._policies: Dict[str, SendPolicy] = {}
-        #: clients whose full queue has been logged (until a delivery succeeds)
-        self._full_logged: set = set()
+        self._health = DeliveryHealth(self.stats, max_failures, self.eject)
         from .hubclient import HubClientTarget
 
         self.hub_client = Client(HUB_ID, new_key(), "hub")
@@ -134,6 +135,17 @@ class Hub:
         self._add(self.hub_client)
 
     # -- bookkeeping -------------------------------------------------------
+
+    @property
+    def max_failures(self) -> int:
+        """
+        Consecutive unreachable deliveries after which a client is ejected.
+        """
+        return self._health.max_failures
+
+    @max_failures.setter
+    def max_failures(self, value: int) -> None:
+        self._health.max_failures = value
 
     def _add(self, client: Client) -> None:
         self._registry.add(client)
@@ -189,12 +201,6 @@ class Hub:
         How many calls are waiting for replies.
         """
         return len(self._pending)
-
-    def pending(self) -> List[PendingCall]:
-        """
-        @return: every call waiting for a reply, oldest first (a new list).
-        """
-        return self._pending.all()
 
     def record_counts(self) -> Dict[str, int]:
         """
@@ -297,7 +303,7 @@ class Hub:
             # Do not make the farewell wait behind a backlog (a hung client
             # may have thousands of callbacks queued): drop them first.
             target.discard_queued()
-            d = target.receiveNotification(HUB_ID, _message(DISCONNECT, {"reason": reason}))
+            d = target.receiveNotification(HUB_ID, samp_message(DISCONNECT, {"reason": reason}))
             d.addErrback(lambda _: None)
             d.addBoth(lambda _: target.close())
             self._remove(client, reason, close=False)
@@ -310,7 +316,7 @@ class Hub:
             return
         client.registered = False
         self._registry.remove(client)
-        self._full_logged.discard(client.public_id)
+        self._health.forget(client)
         self._routing.remove(client)
         target, client.target = client.target, None
         for pending in self._pending.to_recipient(client):
@@ -439,7 +445,7 @@ class Hub:
             (WEB-SEC-5).
         """
         caller = self.client_for_key(private_key)
-        self._check_mtype_length(mtype)
+        check_mtype_length(self.limits, mtype)
         check_mtype(mtype)
         policy = self._policies.get(caller.profile)
         return {
@@ -449,23 +455,6 @@ class Hub:
         }
 
     # -- messaging ---------------------------------------------------------
-
-    def _check_message(self, message: Any) -> str:
-        check_map(message, "message")
-        mtype = message.get("samp.mtype")
-        if mtype is None:
-            raise SAMPValueError("message has no samp.mtype")
-        self._check_mtype_length(mtype)
-        check_mtype(mtype)
-        params = message.get("samp.params", {})
-        if not isinstance(params, dict):
-            raise SAMPValueError(f"samp.params must be a map, not {type(params).__name__}")
-        return mtype
-
-    def _check_mtype_length(self, mtype: Any) -> None:
-        most = self.limits.max_mtype_length
-        if isinstance(mtype, str) and len(mtype) > most:
-            raise over_limit("MType", len(mtype), most, "characters", "max-mtype-length")
 
     def _recipient(self, sender: Client, recipient_id: Any, mtype: str) -> Client:
         recipient = self.client_by_id(recipient_id)
@@ -500,7 +489,7 @@ class Hub:
             taking callbacks fast enough).
         """
         sender = self.client_for_key(private_key)
-        mtype = self._check_message(message)
+        mtype = check_message(self.limits, message)
         recipient = self._recipient(sender, recipient_id, mtype)
         full = self._deliver_notification(sender, recipient, message)
         if full is not None:
@@ -519,7 +508,7 @@ class Hub:
             sender's policy refuses.
         """
         sender = self.client_for_key(private_key)
-        mtype = self._check_message(message)
+        mtype = check_message(self.limits, message)
         recipients = self._recipients(sender, mtype)
         for recipient in recipients:
             self._deliver_notification(sender, recipient, message)
@@ -543,45 +532,12 @@ class Hub:
         full: List[str] = []
 
         def failed(f: Failure) -> None:
-            reason = self._failed(f, recipient, "notification", message)
+            reason = self._health.failed(f, recipient, "notification", message)
             if f.check(QueueFull):
                 full.append(reason)
 
-        d.addCallbacks(lambda _: self._delivered(recipient), failed)
+        d.addCallbacks(lambda _: self._health.delivered(recipient), failed)
         return full[0] if full else None
-
-    def _delivered(self, recipient: Client) -> None:
-        recipient.failures = 0
-        if self._full_logged:
-            self._full_logged.discard(recipient.public_id)
-
-    def _failed(self, f: Failure, recipient: Client, what: str, message: Dict) -> str:
-        error = f.value if isinstance(f.value, DeliveryFailed) else None
-        reason = error.reason if error is not None else f.getErrorMessage()
-        if error is not None and error.gone:
-            return reason
-        self.stats.delivery_failures += 1
-        if isinstance(error, QueueFull):
-            # A sender flooding a slow client: one line, not one per message.
-            if recipient.public_id in self._full_logged:
-                return reason
-            self._full_logged.add(recipient.public_id)
-        self.log.warn(
-            "{what} {mtype} to {client_id} ({name}) failed: {reason}",
-            what=what,
-            mtype=message.get("samp.mtype"),
-            client_id=recipient.public_id,
-            name=recipient.name,
-            reason=reason,
-        )
-        if error is not None and error.unreachable and recipient.registered:
-            recipient.failures += 1
-            if self.max_failures and recipient.failures >= self.max_failures:
-                self.eject(
-                    recipient,
-                    f"callback failed {recipient.failures} times in a row (last: {reason})",
-                )
-        return reason
 
     def _check_pending(self, sender: Client, more: int = 1) -> None:
         count = self._pending.count_from(sender)
@@ -644,13 +600,13 @@ class Hub:
 
         def delivered(_: object) -> None:
             pending.delivery = None
-            self._delivered(pending.recipient)
+            self._health.delivered(pending.recipient)
 
         def failed(f: Failure) -> None:
             pending.delivery = None
             if f.check(CancelledError):
                 return  # the call ended before its delivery: nothing to say
-            reason = self._failed(f, pending.recipient, "call", message)
+            reason = self._health.failed(f, pending.recipient, "call", message)
             if pending.msg_id in self._pending:
                 self._finish(
                     pending,
@@ -664,15 +620,8 @@ class Hub:
 
     def _check_call(self, private_key: str, msg_tag: Any, message: Any) -> Tuple[Client, str]:
         sender = self.client_for_key(private_key)
-        if not isinstance(msg_tag, str):
-            raise SAMPValueError("msg-tag must be a string")
-        if len(msg_tag) > self.limits.max_msg_tag_length:
-            raise over_limit(
-                "msg-tag", len(msg_tag), self.limits.max_msg_tag_length, "characters",
-                "max-msg-tag-length",
-            )
-        check_string(msg_tag, "msg-tag")
-        mtype = self._check_message(message)
+        check_msg_tag(self.limits, msg_tag)
+        mtype = check_message(self.limits, message)
         self._require_callable(sender)
         return sender, mtype
 
@@ -723,8 +672,8 @@ class Hub:
             with L{SAMPHubError} when the timeout passes or the hub stops.
         """
         sender = self.client_for_key(private_key)
-        seconds = _timeout_seconds(timeout)
-        mtype = self._check_message(message)
+        seconds = timeout_seconds(timeout)
+        mtype = check_message(self.limits, message)
         recipient = self._recipient(sender, recipient_id, mtype)
         pending = self._new_pending(sender, recipient, None, mtype)
         limit = self.max_wait if seconds <= 0 else min(seconds, self.max_wait)
@@ -796,14 +745,14 @@ class Hub:
             return
         d = target.receiveResponse(pending.recipient.public_id, pending.msg_tag or "", response)
         d.addCallbacks(
-            lambda _: self._delivered(sender),
-            lambda f: self._failed(f, sender, "response", {"samp.mtype": "(response)"}),
+            lambda _: self._health.delivered(sender),
+            lambda f: self._health.failed(f, sender, "response", {"samp.mtype": "(response)"}),
         )
 
     # -- the hub as a sender ----------------------------------------------
 
     def _hub_event(self, mtype: str, params: Dict[str, Any]) -> None:
-        message = _message(mtype, params)
+        message = samp_message(mtype, params)
         for recipient, _ in self.subscribed(mtype):
             if recipient is not self.hub_client:
                 self._deliver_notification(self.hub_client, recipient, message)
@@ -819,7 +768,7 @@ class Hub:
         if not self.running:
             return succeed(None)
         self.log.info("hub shutting down")
-        message = _message(SHUTDOWN, {})
+        message = samp_message(SHUTDOWN, {})
         deliveries = []
         for recipient, _ in self.subscribed(SHUTDOWN):
             if recipient is not self.hub_client and recipient.target is not None:
@@ -848,26 +797,6 @@ class Hub:
 
         done.addCallback(close)
         return done
-
-
-def _message(mtype: str, params: Dict[str, Any]) -> Dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": params}
-
-
-def _timeout_seconds(timeout: Any) -> float:
-    if isinstance(timeout, bool):
-        raise SAMPValueError("timeout must be a SAMP int (a string of digits)")
-    if isinstance(timeout, int):
-        return float(timeout)
-    if isinstance(timeout, str):
-        try:
-            return float(decode_int(timeout.strip()))
-        except ValueError:
-            try:
-                return float(timeout)
-            except ValueError:
-                pass
-    raise SAMPValueError(f"timeout must be a SAMP int number of seconds, not {timeout!r:.40}")
 
 
 def default_hub_metadata() -> Dict[str, Any]:

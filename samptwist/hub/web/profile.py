@@ -26,7 +26,8 @@ from twisted.web import server, xmlrpc
 from ..._log import Logger
 from ...errors import SAMPHubError, SAMPValueError
 from ...types import check_map, decode_int, samp_size
-from ..core import Hub, _timeout_seconds
+from ..checks import timeout_seconds
+from ..core import Hub
 from ..httpguard import reject_unsafe_xml
 from ..limits import over_limit
 from .access import request_host_name
@@ -124,15 +125,17 @@ class WebProfile(xmlrpc.XMLRPC):
 
     @property
     def restriction(self) -> MessageRestriction:
+        """
+        Which MTypes pages may send (the policy's).
+        """
         return self.policy.restriction
 
     @property
     def tracker(self) -> UrlTracker:
+        """
+        Which URLs pages may have translated (the policy's).
+        """
         return self.policy.tracker
-
-    @property
-    def idle_timeout(self) -> float:
-        return self.sessions.idle_timeout
 
     @property
     def clients(self) -> List[WebClient]:
@@ -362,7 +365,7 @@ class WebProfile(xmlrpc.XMLRPC):
                 "the client is not callable: call samp.webhub.allowReverseCallbacks(key, \"1\") "
                 "first"
             )
-        seconds = min(max(_timeout_seconds(timeout), 0.0), self.max_pull_wait)
+        seconds = min(max(timeout_seconds(timeout), 0.0), self.max_pull_wait)
         self.sessions.pause_idle(state)
         d = state.queue.pull(seconds)
         request.notifyFinish().addErrback(lambda _: d.cancel())
