@@ -46,7 +46,6 @@ from .pending import PendingCall, PendingCalls, new_msg_id
 from .policy import SendPolicy
 from .registry import Client, ClientRegistry, new_key
 from .subscriptions import SubscriptionIndex
-from .subscriptions import keys_matching as _keys_matching  # noqa: F401 (old name)
 
 __all__ = ["Client", "Hub", "HubStats", "PendingCall", "error_response"]
 
