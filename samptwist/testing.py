@@ -358,6 +358,12 @@ class RecordingTarget:
     def receiveResponse(self, responderId: str, msgTag: str, response: Dict[str, Any]) -> Deferred:
         return self._record("receiveResponse", (responderId, msgTag, response))
 
+    def discard_queued(self) -> None:
+        pass
+
+    def discard_call(self, msg_id: str) -> bool:
+        return False
+
     def close(self) -> None:
         self.closed = True
 

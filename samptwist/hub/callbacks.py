@@ -58,6 +58,24 @@ class ICallbackTarget(Interface):
     def receiveResponse(responderId: str, msgTag: str, response: Dict[str, Any]) -> Deferred:
         """Deliver the response to a call this client made."""
 
+    def discard_queued() -> None:
+        """
+        Fail every callback still waiting to be delivered (not one already
+        under way) with L{DeliveryFailed} (C{gone=True}): the hub is about
+        to send the client its C{samp.hub.disconnect} and must not make it
+        wait behind a backlog.  Later callbacks are accepted as usual.
+        """
+
+    def discard_call(msgId: str) -> bool:
+        """
+        The call C{msgId} ended (timed out, or its sender left) before the
+        client took it: drop it if it is still waiting here.  (A target
+        whose queued deliveries are Deferreds the hub cancels may simply
+        answer C{False}.)
+
+        @return: whether it was still waiting.
+        """
+
     def close() -> None:
         """
         The client is gone: fail every queued callback with L{DeliveryFailed}

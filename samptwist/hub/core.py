@@ -1,18 +1,19 @@
 """
-The hub core: registered clients, their metadata and subscriptions, pending
-calls, and routing.  No network I/O happens here; clients are reached through
+The hub core: registration, metadata and subscriptions, messaging and
+replies, shutdown.  No network I/O happens here; clients are reached through
 L{ICallbackTarget} providers and every timeout runs on the injected reactor,
 so the whole core can be driven by a L{twisted.internet.task.Clock}.
 
-Profiles (Standard, Web) are thin layers that authenticate a request and call
-the methods below with a private key.
+The core's state lives in one module per concept: the clients
+(L{registry}), the routing index (L{subscriptions}), the calls waiting for
+replies (L{pending}), what it tells its observers (L{events}) and what a
+profile's clients may send (L{policy}).  Profiles (Standard, Web) are thin
+layers that authenticate a request and call the methods below with a
+private key.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, succeed
@@ -34,9 +35,19 @@ from ..constants import (  # noqa: F401 (re-exported: hub modules import them fr
 )
 from ..errors import SAMPHubError, SAMPValueError
 from ..mtype import check_mtype, check_subscriptions, subscription_for
-from ..types import check_map, check_string, decode_int, samp_size
-from .callbacks import DeliveryFailed, ICallbackTarget, QueueFull
+from ..types import check_map, samp_size
+from . import events
+from .callbacks import ICallbackTarget, QueueFull
+from .checks import check_message, check_msg_tag, check_mtype_length, timeout_seconds
+from .checks import message as samp_message
+from .failures import DeliveryHealth
 from .limits import DEFAULT_LIMITS, Limits, over_limit
+from .pending import PendingCall, PendingCalls, new_msg_id
+from .policy import SendPolicy
+from .registry import Client, ClientRegistry, new_key
+from .subscriptions import SubscriptionIndex
+
+__all__ = ["Client", "Hub", "HubStats", "PendingCall", "error_response"]
 
 
 def error_response(text: str, **extra: str) -> Dict[str, Any]:
@@ -45,66 +56,6 @@ def error_response(text: str, **extra: str) -> Dict[str, Any]:
         error map whose C{samp.errortxt} is C{text}.
     """
     return {"samp.status": STATUS_ERROR, "samp.error": {"samp.errortxt": text, **extra}}
-
-
-def _lookup_hash(key: str) -> bytes:
-    # Clients are found by a digest of their key, then the key itself is
-    # compared in constant time: a lookup leaks nothing about stored keys.
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-
-
-@dataclass(eq=False)
-class Client:
-    """
-    One registered client, as the hub sees it.
-
-    @ivar public_id: the id other clients know it by.
-    @ivar private_key: the secret it authenticates with.
-    @ivar profile: C{"standard"}, C{"web"} or C{"hub"}.
-    @ivar target: where callbacks go, or C{None} while it is not callable.
-    @ivar failures: consecutive deliveries that could not reach it.
-    """
-
-    public_id: str
-    private_key: str
-    profile: str
-    metadata: Dict[str, Any] = field(default_factory=dict)
-    subscriptions: Dict[str, Any] = field(default_factory=dict)
-    target: Optional[ICallbackTarget] = None
-    failures: int = 0
-    registered: bool = True
-    last_seen: float = 0.0
-    #: registration order (the hub's own client is 0)
-    serial: int = 0
-
-    @property
-    def name(self) -> str:
-        name = self.metadata.get("samp.name")
-        return name if isinstance(name, str) else self.public_id
-
-
-@dataclass(eq=False)
-class PendingCall:
-    """
-    A call that has been (or is being) delivered and is waiting for a reply.
-
-    @ivar number: the hub's count of calls when this one was made (for
-        status displays).
-    @ivar started: when it was made, in reactor seconds.
-    @ivar delivery: the delivery of the call while it is under way; it is
-        cancelled when the call ends first, so a queued callback of an
-        ended call does not linger.
-    """
-
-    msg_id: str
-    sender: Client
-    recipient: Client
-    msg_tag: Optional[str]
-    mtype: str = ""
-    waiter: Optional[Deferred] = None  # set for callAndWait
-    number: int = 0
-    started: float = 0.0
-    delivery: Optional[Deferred] = None
 
 
 class HubStats:
@@ -125,7 +76,8 @@ class Hub:
     """
     The SAMP hub's state and routing, shared by all profiles.
 
-    @ivar hub_id: the hub's own public client id.
+    @ivar hub_client: the hub's own client (public id L{HUB_ID}).
+    @ivar events: the L{events.EventFeed} observers listen to.
     """
 
     log = Logger()
@@ -138,11 +90,11 @@ class Hub:
         max_failures: int = 3,
         max_wait: float = 12 * 3600,
         max_pending_per_client: Optional[int] = None,
-        sender_filter: Optional[Callable[[Client, str], None]] = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         """
-        @param reactor: provides C{callLater} for timeouts.
+        @param reactor: provides C{callLater} for timeouts and for delivering
+            events to observers on a later turn.
         @param metadata: the hub client's metadata; a sensible default is used.
         @param max_failures: consecutive unreachable deliveries after which a
             client is forcibly unregistered (0 disables ejection).
@@ -152,7 +104,6 @@ class Hub:
         @param limits: what one client may hold (L{Limits}).
         """
         self.reactor = reactor
-        self.max_failures = max_failures
         self.max_wait = max_wait
         self.limits = limits
         self.max_pending_per_client = (
@@ -164,23 +115,15 @@ class Hub:
         #: when a client last made a hub call (for inactivity time-outs)
         self.last_activity = self.started
         self.running = True
-        self._last_id = 0
-        self._clients: Dict[str, Client] = {}
-        self._by_key: Dict[bytes, Client] = {}
-        self._pending: Dict[str, PendingCall] = {}
-        self._pending_count: Dict[str, int] = {}
-        # Routing index: subscription key ("a.b", "a.*", "*") -> the clients
-        # declaring it (a dict as an ordered set), so finding the
-        # subscribers of an MType touches only them, never every client.
-        self._by_pattern: Dict[str, Dict[Client, None]] = {}
-        #: clients whose full queue has been logged (until a delivery succeeds)
-        self._full_logged: set = set()
-        self._subscribed_cache: Dict[str, List[Tuple[Client, Any]]] = {}
-        self._observers: List[Callable[[str, Dict[str, Any]], None]] = []
-        self.sender_filters: List[Callable[[Client, Dict[str, Any]], None]] = []
+        self.events = events.EventFeed(reactor)
+        self._registry = ClientRegistry()
+        self._pending = PendingCalls()
+        self._routing = SubscriptionIndex()
+        self._policies: Dict[str, SendPolicy] = {}
+        self._health = DeliveryHealth(self.stats, max_failures, self.eject)
         from .hubclient import HubClientTarget
 
-        self.hub_client = Client(HUB_ID, self._new_key(), "hub")
+        self.hub_client = Client(HUB_ID, new_key(), "hub")
         self.hub_client.metadata = metadata or default_hub_metadata()
         self.hub_client.subscriptions = {
             PING: {},
@@ -192,64 +135,50 @@ class Hub:
 
     # -- bookkeeping -------------------------------------------------------
 
-    @staticmethod
-    def _new_key() -> str:
-        return "k-" + secrets.token_urlsafe(24)
+    @property
+    def max_failures(self) -> int:
+        """
+        Consecutive unreachable deliveries after which a client is ejected.
+        """
+        return self._health.max_failures
+
+    @max_failures.setter
+    def max_failures(self, value: int) -> None:
+        self._health.max_failures = value
 
     def _add(self, client: Client) -> None:
-        self._clients[client.public_id] = client
-        self._by_key[_lookup_hash(client.private_key)] = client
-        self._index(client, client.subscriptions)
+        self._registry.add(client)
+        self._routing.add(client)
 
-    def _index(self, client: Client, subscriptions: Dict[str, Any]) -> None:
-        for pattern in subscriptions:
-            self._by_pattern.setdefault(pattern, {})[client] = None
-        if subscriptions:
-            self._subscribed_cache.clear()
-
-    def _unindex(self, client: Client) -> None:
-        for pattern in client.subscriptions:
-            holders = self._by_pattern.get(pattern)
-            if holders is not None:
-                holders.pop(client, None)
-                if not holders:
-                    del self._by_pattern[pattern]
-        if client.subscriptions:
-            self._subscribed_cache.clear()
-
-    def observe(self, observer: Callable[[str, Dict[str, Any]], None]) -> None:
+    def observe(self, observer: Callable[[events.HubEvent], None]) -> Callable[[], None]:
         """
-        Call C{observer(event, details)} on registrations, unregistrations,
-        metadata and subscription changes and message traffic (for status
-        displays).  Observer exceptions are logged, never raised.
-        """
-        self._observers.append(observer)
+        Call C{observer(event)} with every L{events.HubEvent} (registrations,
+        unregistrations, metadata and subscription changes, message
+        traffic), in order, on a later reactor turn than the hub call that
+        caused it.  Observer exceptions are logged, never raised.
 
-    def _emit(self, event: str, **details: Any) -> None:
-        for observer in list(self._observers):
-            try:
-                observer(event, details)
-            except Exception:
-                self.log.failure("hub observer failed on {event}", event=event)
+        @return: a callable that stops the deliveries.
+        """
+        return self.events.observe(observer)
+
+    def set_policy(self, profile: str, policy: SendPolicy) -> None:
+        """
+        Consult C{policy} for every message a client of C{profile} sends,
+        and tell it when such a client leaves (see L{SendPolicy}).
+        """
+        self._policies[profile] = policy
 
     def client_for_key(self, private_key: Any) -> Client:
         """
-        @return: the registered client owning C{private_key}.
+        @return: the registered client owning C{private_key}; the call counts
+            as its activity.
         @raise SAMPHubError: if no registered client has that key.
         """
-        if isinstance(private_key, str):
-            client = self._by_key.get(_lookup_hash(private_key))
-            if (
-                client is not None
-                and client.registered
-                and secrets.compare_digest(
-                    client.private_key.encode("utf-8", "surrogatepass"),
-                    private_key.encode("utf-8", "surrogatepass"),
-                )
-            ):
-                client.last_seen = self.last_activity = self.reactor.seconds()
-                return client
-        raise SAMPHubError("unknown or expired private key (register first)", code=5)
+        client = self._registry.for_key(private_key)
+        if client is None:
+            raise SAMPHubError("unknown or expired private key (register first)", code=5)
+        client.last_seen = self.last_activity = self.reactor.seconds()
+        return client
 
     def client_by_id(self, public_id: Any) -> Client:
         """
@@ -257,23 +186,13 @@ class Hub:
         @raise SAMPHubError: if there is none, saying whether it never
             existed or has gone.
         """
-        if not isinstance(public_id, str):
-            raise SAMPValueError(f"client id must be a string, not {type(public_id).__name__}")
-        client = self._clients.get(public_id)
-        if client is None:
-            if self._was_issued(public_id):
-                raise SAMPHubError(f"client {public_id!r} is no longer registered", code=6)
-            raise SAMPHubError(f"no client with id {public_id!r}", code=6)
-        return client
+        return self._registry.by_id(public_id)
 
-    def _was_issued(self, public_id: str) -> bool:
-        digits = public_id[1:]
-        return (
-            public_id.startswith("c")
-            and digits.isdigit()
-            and len(digits) < 12
-            and 0 < int(digits) <= self._last_id
-        )
+    def find(self, public_id: Any) -> Optional[Client]:
+        """
+        @return: the registered client with that public id, or C{None}.
+        """
+        return self._registry.get(public_id)
 
     @property
     def pending_calls(self) -> int:
@@ -289,10 +208,10 @@ class Hub:
             calls and senders with pending calls.
         """
         return {
-            "clients": len(self._clients),
-            "keys": len(self._by_key),
+            "clients": len(self._registry),
+            "keys": self._registry.key_count(),
             "pending": len(self._pending),
-            "pending_senders": len(self._pending_count),
+            "pending_senders": self._pending.sender_count(),
         }
 
     @property
@@ -301,14 +220,14 @@ class Hub:
         Every registered client, the hub's own client first (a new list:
         O(clients); use L{client_count} for the number).
         """
-        return list(self._clients.values())
+        return self._registry.all()
 
     @property
     def client_count(self) -> int:
         """
         How many clients are registered, the hub's own included.
         """
-        return len(self._clients)
+        return len(self._registry)
 
     # -- registration ------------------------------------------------------
 
@@ -318,19 +237,19 @@ class Hub:
 
         @return: the new L{Client}; its registration map is
             L{registration_map}.
-        @raise SAMPHubError: if the hub is shutting down.
+        @raise SAMPHubError: if the hub is shutting down or full.
         """
         if not self.running:
             raise SAMPHubError("the hub is shutting down")
         most = self.limits.max_clients
-        if most and len(self._clients) > most:  # the hub client is not counted
+        if most and len(self._registry) > most:  # the hub client is not counted
             raise SAMPHubError(
                 f"registration refused: the hub already has {most} registered clients, "
                 "its limit (max-clients)"
             )
-        self._last_id += 1
+        serial = self._registry.next_serial()
         client = Client(
-            f"c{self._last_id}", self._new_key(), profile, serial=self._last_id,
+            f"c{serial}", new_key(), profile, serial=serial,
         )
         client.last_seen = self.last_activity = self.reactor.seconds()
         self._add(client)
@@ -340,7 +259,7 @@ class Hub:
             client_id=client.public_id,
             profile=profile,
         )
-        self._emit("register", client=client)
+        self.events.emit(events.ClientRegistered(client, at=client.last_seen))
         self._hub_event(REGISTER, {"id": client.public_id})
         return client
 
@@ -382,10 +301,8 @@ class Hub:
             client.target = None  # nothing else is delivered to it
             # Do not make the farewell wait behind a backlog (a hung client
             # may have thousands of callbacks queued): drop them first.
-            discard = getattr(target, "discard_queued", None)
-            if discard is not None:
-                discard()
-            d = target.receiveNotification(HUB_ID, _message(DISCONNECT, {"reason": reason}))
+            target.discard_queued()
+            d = target.receiveNotification(HUB_ID, samp_message(DISCONNECT, {"reason": reason}))
             d.addErrback(lambda _: None)
             d.addBoth(lambda _: target.close())
             self._remove(client, reason, close=False)
@@ -393,27 +310,26 @@ class Hub:
             self._remove(client, reason)
 
     def _remove(self, client: Client, reason: str, close: bool = True) -> None:
+        # O(the client's subscriptions and pending calls), not O(clients).
         if not client.registered:
             return
         client.registered = False
-        self._clients.pop(client.public_id, None)
-        self._by_key.pop(_lookup_hash(client.private_key), None)
-        self._full_logged.discard(client.public_id)
-        self._unindex(client)
+        self._registry.remove(client)
+        self._health.forget(client)
+        self._routing.remove(client)
         target, client.target = client.target, None
-        for pending in list(self._pending.values()):
-            if pending.recipient is client:
-                self._finish(
-                    pending,
-                    error_response(f"recipient {client.public_id} ({client.name}) {reason}"
-                                   " before replying"),
-                )
-            elif pending.sender is client:
-                # Nobody is left to answer: forget the call (a later reply
-                # from its recipient is refused).
-                self._discard(pending)
-                if pending.waiter is not None:
-                    pending.waiter.cancel()
+        for pending in self._pending.to_recipient(client):
+            self._finish(
+                pending,
+                error_response(f"recipient {client.public_id} ({client.name}) {reason}"
+                               " before replying"),
+            )
+        for pending in self._pending.from_sender(client):
+            # Nobody is left to answer: forget the call (a later reply
+            # from its recipient is refused).
+            self._discard(pending)
+            if pending.waiter is not None:
+                pending.waiter.cancel()
         if close and target is not None:
             target.close()
         self.log.info(
@@ -422,7 +338,10 @@ class Hub:
             name=client.name,
             reason=reason,
         )
-        self._emit("unregister", client=client, reason=reason)
+        policy = self._policies.get(client.profile)
+        if policy is not None:
+            policy.client_left(client, reason)
+        self.events.emit(events.ClientUnregistered(client, reason, at=self.reactor.seconds()))
         self._hub_event(UNREGISTER, {"id": client.public_id})
 
     def set_callback(self, private_key: str, target: Optional[ICallbackTarget]) -> Client:
@@ -436,7 +355,7 @@ class Hub:
         old, client.target = client.target, target
         client.failures = 0
         if (old is None) != (target is None) and client.subscriptions:
-            self._subscribed_cache.clear()  # it became (un)callable
+            self._routing.invalidate()  # it became (un)callable
         if old is not None and old is not target:
             old.close()
         return client
@@ -457,7 +376,7 @@ class Hub:
                 "metadata", size, self.limits.max_metadata_bytes, "bytes", "max-metadata-bytes"
             )
         client.metadata = metadata
-        self._emit("metadata", client=client)
+        self.events.emit(events.MetadataDeclared(client, metadata, at=client.last_seen))
         self._hub_event(METADATA, {"id": client.public_id, "metadata": client.metadata})
 
     def get_metadata(self, private_key: str, client_id: Any) -> Dict[str, Any]:
@@ -482,20 +401,25 @@ class Hub:
                 "max-subscriptions-bytes",
             )
         check_subscriptions(subscriptions)
-        self._unindex(client)
+        self._routing.remove(client)
         client.subscriptions = subscriptions
-        self._index(client, subscriptions)
-        self._emit("subscriptions", client=client)
+        self._routing.add(client)
+        self.events.emit(events.SubscriptionsDeclared(client, subscriptions, at=client.last_seen))
         self._hub_event(
             SUBSCRIPTIONS, {"id": client.public_id, "subscriptions": client.subscriptions}
         )
 
     def get_subscriptions(self, private_key: str, client_id: Any) -> Dict[str, Any]:
         """
-        @return: the subscriptions map C{client_id} declared.
+        @return: the subscriptions map C{client_id} declared, as far as the
+            caller's profile policy lets it see them.
         """
-        self.client_for_key(private_key)
-        return self.client_by_id(client_id).subscriptions
+        caller = self.client_for_key(private_key)
+        subscriptions = self.client_by_id(client_id).subscriptions
+        policy = self._policies.get(caller.profile)
+        if policy is not None:
+            return policy.visible_subscriptions(caller, subscriptions)
+        return subscriptions
 
     def get_registered_clients(self, private_key: str) -> List[str]:
         """
@@ -503,65 +427,41 @@ class Hub:
             included (HUB-LIST-1).
         """
         caller = self.client_for_key(private_key)
-        return [c.public_id for c in self._clients.values() if c is not caller]
+        return [c.public_id for c in self._registry if c is not caller]
 
     def subscribed(self, mtype: str) -> List[Tuple[Client, Any]]:
         """
         @return: (client, annotation) for every callable client subscribed to
-            C{mtype}, hub included, sender not excluded.
+            C{mtype}, hub included, sender not excluded; O(subscribers).
         """
-        cached = self._subscribed_cache.get(mtype)
-        if cached is None:
-            found: Dict[Client, None] = {}
-            for pattern in _keys_matching(mtype):
-                holders = self._by_pattern.get(pattern)
-                if holders:
-                    found.update(holders)
-            ordered = sorted(found, key=_serial) if len(found) > 1 else list(found)
-            cached = []
-            for client in ordered:
-                if client.target is not None:
-                    note = subscription_for(client.subscriptions, mtype)
-                    if note is not None:
-                        cached.append((client, note))
-            if len(self._subscribed_cache) > 10_000:
-                self._subscribed_cache.clear()
-            self._subscribed_cache[mtype] = cached
-        return cached
+        return self._routing.subscribed(mtype)
 
     def get_subscribed_clients(self, private_key: str, mtype: Any) -> Dict[str, Any]:
         """
         @return: map of client id to annotation for every callable client but
-            the caller subscribed to C{mtype} (HUB-LIST-2).
+            the caller subscribed to C{mtype} (HUB-LIST-2), leaving out those
+            the caller's profile policy would not let it send C{mtype} to
+            (WEB-SEC-5).
         """
         caller = self.client_for_key(private_key)
-        self._check_mtype_length(mtype)
+        check_mtype_length(self.limits, mtype)
         check_mtype(mtype)
-        return {c.public_id: note for c, note in self.subscribed(mtype) if c is not caller}
+        policy = self._policies.get(caller.profile)
+        return {
+            c.public_id: note
+            for c, note in self.subscribed(mtype)
+            if c is not caller and (policy is None or policy.may_send(caller, mtype, note))
+        }
 
     # -- messaging ---------------------------------------------------------
 
-    def _check_message(self, sender: Client, message: Any) -> str:
-        check_map(message, "message")
-        mtype = message.get("samp.mtype")
-        if mtype is None:
-            raise SAMPValueError("message has no samp.mtype")
-        self._check_mtype_length(mtype)
-        check_mtype(mtype)
-        params = message.get("samp.params", {})
-        if not isinstance(params, dict):
-            raise SAMPValueError(f"samp.params must be a map, not {type(params).__name__}")
-        for check in self.sender_filters:
-            check(sender, message)
-        return mtype
-
-    def _check_mtype_length(self, mtype: Any) -> None:
-        most = self.limits.max_mtype_length
-        if isinstance(mtype, str) and len(mtype) > most:
-            raise over_limit("MType", len(mtype), most, "characters", "max-mtype-length")
-
-    def _recipient(self, recipient_id: Any, mtype: str) -> Client:
+    def _recipient(self, sender: Client, recipient_id: Any, mtype: str) -> Client:
         recipient = self.client_by_id(recipient_id)
+        policy = self._policies.get(sender.profile)
+        if policy is not None:
+            note = subscription_for(recipient.subscriptions, mtype)
+            if not policy.may_send(sender, mtype, note):
+                raise policy.refusal(sender, mtype, recipient)
         if recipient.target is None:
             raise SAMPHubError(f"client {recipient.public_id} ({recipient.name}) is not callable")
         if subscription_for(recipient.subscriptions, mtype) is None:
@@ -570,18 +470,26 @@ class Hub:
             )
         return recipient
 
+    def _recipients(self, sender: Client, mtype: str) -> List[Client]:
+        subscribed = [(c, note) for c, note in self.subscribed(mtype) if c is not sender]
+        policy = self._policies.get(sender.profile)
+        if policy is not None:
+            subscribed = policy.recipients(sender, mtype, subscribed)
+        return [c for c, _ in subscribed]
+
     def notify(self, private_key: str, recipient_id: Any, message: Any) -> None:
         """
         Send a notification to one subscribed client.  Returns as soon as the
         notification is queued; delivery happens asynchronously.
 
         @raise SAMPHubError: for an unknown, uncallable or unsubscribed
-            recipient, an invalid message, or a recipient whose queue is
-            full (L{QueueFull}: it is not taking callbacks fast enough).
+            recipient, one the sender's policy refuses, an invalid message,
+            or a recipient whose queue is full (L{QueueFull}: it is not
+            taking callbacks fast enough).
         """
         sender = self.client_for_key(private_key)
-        mtype = self._check_message(sender, message)
-        recipient = self._recipient(recipient_id, mtype)
+        mtype = check_message(self.limits, message)
+        recipient = self._recipient(sender, recipient_id, mtype)
         full = self._deliver_notification(sender, recipient, message)
         if full is not None:
             raise SAMPHubError(
@@ -591,17 +499,19 @@ class Hub:
 
     def notify_all(self, private_key: str, message: Any) -> List[str]:
         """
-        Notify every subscribed client except the sender.
+        Notify every subscribed client except the sender (and those the
+        sender's policy leaves out).
 
         @return: the recipients' ids.
+        @raise SAMPHubError: for an invalid message, or a broadcast the
+            sender's policy refuses.
         """
         sender = self.client_for_key(private_key)
-        mtype = self._check_message(sender, message)
-        recipients = [c for c, _ in self.subscribed(mtype) if c is not sender]
+        mtype = check_message(self.limits, message)
+        recipients = self._recipients(sender, mtype)
         for recipient in recipients:
             self._deliver_notification(sender, recipient, message)
         return [c.public_id for c in recipients]
-
     def _deliver_notification(
         self, sender: Client, recipient: Client, message: Dict
     ) -> Optional[str]:
@@ -616,53 +526,20 @@ class Hub:
             recipient=recipient.public_id,
             params=message.get("samp.params"),
         )
-        self._emit("notify", sender=sender, recipient=recipient, message=message)
+        self.events.emit(events.Notified(sender, recipient, message, at=self.reactor.seconds()))
         d = target.receiveNotification(sender.public_id, message)
         full: List[str] = []
 
         def failed(f: Failure) -> None:
-            reason = self._failed(f, recipient, "notification", message)
+            reason = self._health.failed(f, recipient, "notification", message)
             if f.check(QueueFull):
                 full.append(reason)
 
-        d.addCallbacks(lambda _: self._delivered(recipient), failed)
+        d.addCallbacks(lambda _: self._health.delivered(recipient), failed)
         return full[0] if full else None
 
-    def _delivered(self, recipient: Client) -> None:
-        recipient.failures = 0
-        if self._full_logged:
-            self._full_logged.discard(recipient.public_id)
-
-    def _failed(self, f: Failure, recipient: Client, what: str, message: Dict) -> str:
-        error = f.value if isinstance(f.value, DeliveryFailed) else None
-        reason = error.reason if error is not None else f.getErrorMessage()
-        if error is not None and error.gone:
-            return reason
-        self.stats.delivery_failures += 1
-        if isinstance(error, QueueFull):
-            # A sender flooding a slow client: one line, not one per message.
-            if recipient.public_id in self._full_logged:
-                return reason
-            self._full_logged.add(recipient.public_id)
-        self.log.warn(
-            "{what} {mtype} to {client_id} ({name}) failed: {reason}",
-            what=what,
-            mtype=message.get("samp.mtype"),
-            client_id=recipient.public_id,
-            name=recipient.name,
-            reason=reason,
-        )
-        if error is not None and error.unreachable and recipient.registered:
-            recipient.failures += 1
-            if self.max_failures and recipient.failures >= self.max_failures:
-                self.eject(
-                    recipient,
-                    f"callback failed {recipient.failures} times in a row (last: {reason})",
-                )
-        return reason
-
     def _check_pending(self, sender: Client, more: int = 1) -> None:
-        count = self._pending_count.get(sender.public_id, 0)
+        count = self._pending.count_from(sender)
         if count + more > self.max_pending_per_client:
             raise SAMPHubError(
                 f"too many outstanding calls ({count} waiting for replies, limit "
@@ -674,11 +551,8 @@ class Hub:
         self, sender: Client, recipient: Client, msg_tag: Optional[str], mtype: str
     ) -> PendingCall:
         self._check_pending(sender)
-        count = self._pending_count.get(sender.public_id, 0)
-        msg_id = "m-" + secrets.token_urlsafe(18)
-        pending = PendingCall(msg_id, sender, recipient, msg_tag, mtype)
-        self._pending[msg_id] = pending
-        self._pending_count[sender.public_id] = count + 1
+        pending = PendingCall(new_msg_id(), sender, recipient, msg_tag, mtype)
+        self._pending.add(pending)
         return pending
 
     def _discard(self, pending: PendingCall, drop_delivery: bool = True) -> bool:
@@ -689,7 +563,7 @@ class Hub:
 
         @return: whether it was still pending.
         """
-        if self._pending.pop(pending.msg_id, None) is None:
+        if not self._pending.remove(pending):
             return False
         delivery, pending.delivery = pending.delivery, None
         if drop_delivery:
@@ -697,15 +571,9 @@ class Hub:
                 delivery.cancel()
             # Targets that count a queued callback as delivered (the Web
             # Profile's pull queue) drop it themselves.
-            discard_call = getattr(pending.recipient.target, "discard_call", None)
-            if discard_call is not None:
-                discard_call(pending.msg_id)
-        key = pending.sender.public_id
-        left = self._pending_count.get(key, 1) - 1
-        if left:
-            self._pending_count[key] = left
-        else:
-            self._pending_count.pop(key, None)
+            target = pending.recipient.target
+            if target is not None:
+                target.discard_call(pending.msg_id)
         return True
 
     def _deliver_call(self, pending: PendingCall, message: Dict) -> None:
@@ -724,27 +592,20 @@ class Hub:
             msg_id=pending.msg_id,
             params=message.get("samp.params"),
         )
-        self._emit(
-            "call",
-            sender=pending.sender,
-            recipient=pending.recipient,
-            message=message,
-            msg_id=pending.msg_id,
-            pending=pending,
-        )
+        self.events.emit(events.Called(pending, message, at=pending.started))
         d = target.receiveCall(pending.sender.public_id, pending.msg_id, message)
         if not d.called:
             pending.delivery = d
 
         def delivered(_: object) -> None:
             pending.delivery = None
-            self._delivered(pending.recipient)
+            self._health.delivered(pending.recipient)
 
         def failed(f: Failure) -> None:
             pending.delivery = None
             if f.check(CancelledError):
                 return  # the call ended before its delivery: nothing to say
-            reason = self._failed(f, pending.recipient, "call", message)
+            reason = self._health.failed(f, pending.recipient, "call", message)
             if pending.msg_id in self._pending:
                 self._finish(
                     pending,
@@ -758,15 +619,8 @@ class Hub:
 
     def _check_call(self, private_key: str, msg_tag: Any, message: Any) -> Tuple[Client, str]:
         sender = self.client_for_key(private_key)
-        if not isinstance(msg_tag, str):
-            raise SAMPValueError("msg-tag must be a string")
-        if len(msg_tag) > self.limits.max_msg_tag_length:
-            raise over_limit(
-                "msg-tag", len(msg_tag), self.limits.max_msg_tag_length, "characters",
-                "max-msg-tag-length",
-            )
-        check_string(msg_tag, "msg-tag")
-        mtype = self._check_message(sender, message)
+        check_msg_tag(self.limits, msg_tag)
+        mtype = check_message(self.limits, message)
         self._require_callable(sender)
         return sender, mtype
 
@@ -785,7 +639,7 @@ class Hub:
         @return: the msg-id.
         """
         sender, mtype = self._check_call(private_key, msg_tag, message)
-        recipient = self._recipient(recipient_id, mtype)
+        recipient = self._recipient(sender, recipient_id, mtype)
         pending = self._new_pending(sender, recipient, msg_tag, mtype)
         self._deliver_call(pending, message)
         return pending.msg_id
@@ -797,7 +651,7 @@ class Hub:
         @return: map of recipient id to msg-id.
         """
         sender, mtype = self._check_call(private_key, msg_tag, message)
-        recipients = [c for c, _ in self.subscribed(mtype) if c is not sender]
+        recipients = self._recipients(sender, mtype)
         self._check_pending(sender, len(recipients))
         pendings = [self._new_pending(sender, r, msg_tag, mtype) for r in recipients]
         for pending in pendings:
@@ -817,9 +671,9 @@ class Hub:
             with L{SAMPHubError} when the timeout passes or the hub stops.
         """
         sender = self.client_for_key(private_key)
-        seconds = _timeout_seconds(timeout)
-        mtype = self._check_message(sender, message)
-        recipient = self._recipient(recipient_id, mtype)
+        seconds = timeout_seconds(timeout)
+        mtype = check_message(self.limits, message)
+        recipient = self._recipient(sender, recipient_id, mtype)
         pending = self._new_pending(sender, recipient, None, mtype)
         limit = self.max_wait if seconds <= 0 else min(seconds, self.max_wait)
 
@@ -880,7 +734,7 @@ class Hub:
         # A reply proves delivery; other endings come after it failed.
         if not self._discard(pending, drop_delivery=False):
             return
-        self._emit("reply", pending=pending, response=response)
+        self.events.emit(events.Replied(pending, response, at=self.reactor.seconds()))
         if pending.waiter is not None:
             pending.waiter.callback(response)
             return
@@ -890,14 +744,14 @@ class Hub:
             return
         d = target.receiveResponse(pending.recipient.public_id, pending.msg_tag or "", response)
         d.addCallbacks(
-            lambda _: self._delivered(sender),
-            lambda f: self._failed(f, sender, "response", {"samp.mtype": "(response)"}),
+            lambda _: self._health.delivered(sender),
+            lambda f: self._health.failed(f, sender, "response", {"samp.mtype": "(response)"}),
         )
 
     # -- the hub as a sender ----------------------------------------------
 
     def _hub_event(self, mtype: str, params: Dict[str, Any]) -> None:
-        message = _message(mtype, params)
+        message = samp_message(mtype, params)
         for recipient, _ in self.subscribed(mtype):
             if recipient is not self.hub_client:
                 self._deliver_notification(self.hub_client, recipient, message)
@@ -913,7 +767,7 @@ class Hub:
         if not self.running:
             return succeed(None)
         self.log.info("hub shutting down")
-        message = _message(SHUTDOWN, {})
+        message = samp_message(SHUTDOWN, {})
         deliveries = []
         for recipient, _ in self.subscribed(SHUTDOWN):
             if recipient is not self.hub_client and recipient.target is not None:
@@ -928,59 +782,20 @@ class Hub:
         done.addErrback(lambda _: None)
 
         def close(_: object) -> None:
-            for pending in list(self._pending.values()):
+            for pending in self._pending.all():
                 self._discard(pending)
                 if pending.waiter is not None:
                     pending.waiter.cancel()
-            for client in list(self._clients.values()):
+            for client in self._registry.all():
                 client.registered = False
                 if client.target is not None:
                     client.target.close()
                     client.target = None
-            self._clients.clear()
-            self._by_key.clear()
-            self._by_pattern.clear()
-            self._subscribed_cache.clear()
+            self._registry.clear()
+            self._routing.clear()
 
         done.addCallback(close)
         return done
-
-
-def _serial(client: Client) -> int:
-    return client.serial
-
-
-def _keys_matching(mtype: str) -> List[str]:
-    """
-    @return: every subscription key that can match C{mtype}: itself, C{"*"}
-        and C{"a.*"}, C{"a.b.*"}... for each proper prefix (see L{mtype}).
-    """
-    keys = [mtype, "*"]
-    end = mtype.find(".")
-    while end >= 0:
-        keys.append(mtype[: end + 1] + "*")
-        end = mtype.find(".", end + 1)
-    return keys
-
-
-def _message(mtype: str, params: Dict[str, Any]) -> Dict[str, Any]:
-    return {"samp.mtype": mtype, "samp.params": params}
-
-
-def _timeout_seconds(timeout: Any) -> float:
-    if isinstance(timeout, bool):
-        raise SAMPValueError("timeout must be a SAMP int (a string of digits)")
-    if isinstance(timeout, int):
-        return float(timeout)
-    if isinstance(timeout, str):
-        try:
-            return float(decode_int(timeout.strip()))
-        except ValueError:
-            try:
-                return float(timeout)
-            except ValueError:
-                pass
-    raise SAMPValueError(f"timeout must be a SAMP int number of seconds, not {timeout!r:.40}")
 
 
 def default_hub_metadata() -> Dict[str, Any]:

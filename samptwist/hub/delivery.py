@@ -309,6 +309,10 @@ class XmlRpcCallbackTarget:
         for _, _, d, _ in queued:
             d.errback(DeliveryFailed("client is gone", unreachable=False, gone=True))
 
+    def discard_call(self, msg_id: str) -> bool:
+        # A queued call's Deferred is cancelled by the hub, which drops it.
+        return False
+
     def close(self) -> None:
         self._closed = True
         queued, self._queue = self._queue, deque()

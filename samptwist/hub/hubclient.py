@@ -69,5 +69,11 @@ class HubClientTarget:
     def receiveResponse(self, responderId: str, msgTag: str, response: Dict[str, Any]) -> Deferred:
         return succeed(None)
 
+    def discard_queued(self) -> None:
+        pass
+
+    def discard_call(self, msg_id: str) -> bool:
+        return False
+
     def close(self) -> None:
         pass

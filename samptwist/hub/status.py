@@ -47,6 +47,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from .._log import Logger
 from .._net import peer_is_loopback, status_host_is_allowed
+from . import events
 from .core import Client, Hub
 
 if TYPE_CHECKING:
@@ -138,6 +139,18 @@ class PageTokens:
         return ok
 
 
+_CLIENT_EVENTS: Dict[type, str] = {
+    events.ClientRegistered: "register",
+    events.ClientUnregistered: "unregister",
+    events.MetadataDeclared: "metadata",
+    events.SubscriptionsDeclared: "subscriptions",
+}
+_CLIENT_EVENT_TYPES = (
+    events.ClientRegistered, events.ClientUnregistered, events.MetadataDeclared,
+    events.SubscriptionsDeclared,
+)
+
+
 class StatusMonitor(Service):
     """
     Watches a L{Hub} through C{observe} and keeps what the status page shows:
@@ -179,51 +192,57 @@ class StatusMonitor(Service):
 
     # -- what the hub does -------------------------------------------------
 
-    def _observe(self, event: str, details: Dict[str, Any]) -> None:
-        now = self.reactor.seconds()
-        if event in ("register", "unregister", "metadata", "subscriptions"):
-            client: Client = details["client"]
-            entry: Dict[str, Any] = {
-                "kind": event, "client": client.public_id, "name": client.name,
-            }
-            if event == "unregister":
-                entry["reason"] = str(details.get("reason", ""))
+    def _observe(self, event: events.HubEvent) -> None:
+        # Hub events arrive on a later turn than the hub call that caused
+        # them, in order; what the page knows of a call lives in the hub's
+        # own record (PendingCall), which goes when the call ends.
+        now = event.at
+        entry: Dict[str, Any]
+        if isinstance(event, _CLIENT_EVENT_TYPES):
+            kind = _CLIENT_EVENTS[type(event)]
+            client: Client = event.client
+            entry = {"kind": kind, "client": client.public_id, "name": client.name}
+            if isinstance(event, events.ClientUnregistered):
+                entry["reason"] = event.reason
             self._add(entry, now)
             if self.streams:
                 # One record, not the whole list: an event costs the same at
                 # 10 and at 10,000 clients, and nothing without a page open.
-                record = None if event == "unregister" else _client_record(client, now)
+                record = (
+                    None if isinstance(event, events.ClientUnregistered)
+                    else _client_record(client, now)
+                )
                 self._broadcast("client", {"id": client.public_id, "record": record})
-        elif event in ("notify", "call"):
-            message = details["message"]
+        elif isinstance(event, (events.Notified, events.Called)):
+            if isinstance(event, events.Called):
+                sender, recipient = event.pending.sender, event.pending.recipient
+            else:
+                sender, recipient = event.sender, event.recipient
             entry = {
-                "kind": event,
-                "mtype": str(message.get("samp.mtype", "")),
-                "sender": details["sender"].public_id,
-                "sender_name": details["sender"].name,
-                "recipient": details["recipient"].public_id,
-                "recipient_name": details["recipient"].name,
+                "kind": "call" if isinstance(event, events.Called) else "notify",
+                "mtype": str(event.message.get("samp.mtype", "")),
+                "sender": sender.public_id,
+                "sender_name": sender.name,
+                "recipient": recipient.public_id,
+                "recipient_name": recipient.name,
             }
-            if event == "call":
-                entry["call"] = details["pending"].number
+            if isinstance(event, events.Called):
+                entry["call"] = event.pending.number
             self._add(entry, now)
-        elif event == "reply":
-            # What the page knows of a call lives in the hub's own record,
-            # which goes when the call ends, however it ends.
-            pending = details["pending"]
-            number, start, mtype = pending.number, pending.started, pending.mtype
-            response = details["response"]
+        elif isinstance(event, events.Replied):
+            pending = event.pending
+            response = event.response
             status = response.get("samp.status", "") if isinstance(response, dict) else ""
             entry = {
                 "kind": "reply",
-                "call": number,
-                "mtype": mtype,
+                "call": pending.number,
+                "mtype": pending.mtype,
                 "sender": pending.recipient.public_id,
                 "sender_name": pending.recipient.name,
                 "recipient": pending.sender.public_id,
                 "recipient_name": pending.sender.name,
                 "status": str(status),
-                "ms": round((now - start) * 1000.0, 1),
+                "ms": round((now - pending.started) * 1000.0, 1),
             }
             error = response.get("samp.error") if isinstance(response, dict) else None
             if isinstance(error, dict) and isinstance(error.get("samp.errortxt"), str):

@@ -302,11 +302,11 @@ def test_call_and_wait_cancel_releases_hub(rig):
     rig.settle()
     d = a.call_and_wait(b.self_id, "test.slow")
     rig.settle()
-    assert len(rig.hub.hub._pending) == 1
+    assert rig.hub.hub.pending_calls == 1
     d.cancel()
     assert failure_of(d).check(CancelledError)
     rig.settle()
-    assert rig.hub.hub._pending == {}
+    assert rig.hub.hub.pending_calls == 0
 
 
 def test_hub_request_timeout(rig):

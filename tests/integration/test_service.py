@@ -153,14 +153,14 @@ async def test_caller_hanging_up_cancels_wait(hub, clients):
     caller = await clients()
     d = caller.call("callAndWait", r.id, {"samp.mtype": "a.b"}, "0")
     await r.recorder.wait_for(lambda c: c[0] == "receiveCall")
-    assert len(hub.hub._pending) == 1
+    assert hub.hub.pending_calls == 1
     d.cancel()  # closes the HTTP connection
     d.addErrback(lambda _: None)
     for _ in range(50):
-        if not hub.hub._pending:
+        if not hub.hub.pending_calls:
             break
         await deferLater(0.02)
-    assert hub.hub._pending == {}
+    assert hub.hub.pending_calls == 0
 
 
 @pytest_twisted.ensureDeferred

@@ -296,7 +296,8 @@ def test_call_and_wait_timeout(w):
     (_, msg_id, _), = r.t.of("receiveCall")
     with pytest.raises(SAMPHubError):
         w.hub.reply(r.private_key, msg_id, {"samp.status": "samp.ok", "samp.result": {}})
-    assert w.hub._pending == {} and w.hub._pending_count == {}
+    counts = w.hub.record_counts()
+    assert counts["pending"] == 0 and counts["pending_senders"] == 0
 
 
 def test_call_and_wait_no_limit_is_capped(w):

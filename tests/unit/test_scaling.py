@@ -19,7 +19,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 
-from samptwist.hub import core, status
+from samptwist.hub import core, status, subscriptions
 from samptwist.hub.core import Hub
 from samptwist.hub.service import HubService
 from samptwist.testing import RecordingTarget
@@ -75,6 +75,7 @@ class Stack:
             self.call("declareMetadata", key, {"samp.name": f"crowd {i}"})
             self.call("setXmlrpcCallback", key, f"http://127.0.0.1:9/c{i}")
             self.call("declareSubscriptions", key, {"crowd.only": {}, "crowd.a.*": {}})
+        self.reactor.advance(0)  # the observers catch up
 
     def _core_client(self, subscriptions: dict) -> core.Client:
         client = self.hub.register("standard")
@@ -102,6 +103,7 @@ class Stack:
         self.call("notify", key, self.receiver.public_id, message)
         assert self.call("notifyAll", key, message) == [self.receiver.public_id]
         self.call("unregister", key)
+        self.reactor.advance(0)  # the hub's observers hear of it all
 
 
 def python_calls(action: Callable[[], None]) -> int:
@@ -165,8 +167,11 @@ def test_status_page_gets_one_record_per_client_event(tmp_path, monkeypatch):
     stack.call("declareMetadata", key, {"samp.name": "newcomer"})
     stack.call("declareSubscriptions", key, {"a.b": {}})
     client = stack.hub.client_for_key(key)
+    assert built == []  # the status monitor hears of it on a later turn
+    stack.reactor.advance(0)
     assert built == [client] * 3
     stack.call("unregister", key)
+    stack.reactor.advance(0)
     assert len(built) == 3  # a departure sends the id alone
     events = [w for w in stack.stream.written if w.startswith(b"event: client\n")]
     assert len(events) == 4
@@ -178,13 +183,13 @@ def test_status_page_gets_one_record_per_client_event(tmp_path, monkeypatch):
 
 def counting_subscription_for(monkeypatch) -> List[core.Client]:
     looked_at: List[Any] = []
-    real = core.subscription_for
+    real = subscriptions.subscription_for
 
     def counting(subs: Any, mtype: str) -> Any:
         looked_at.append(subs)
         return real(subs, mtype)
 
-    monkeypatch.setattr(core, "subscription_for", counting)
+    monkeypatch.setattr(subscriptions, "subscription_for", counting)
     return looked_at
 
 
@@ -254,9 +259,58 @@ def test_routing_looks_only_at_subscribers(monkeypatch):
 )
 def test_keys_matching(mtype, keys):
     """The subscription keys that can match an MType (MT-SUB-*)."""
-    assert core._keys_matching(mtype) == keys
+    assert subscriptions.keys_matching(mtype) == keys
     from samptwist.mtype import matches
 
     for key in keys:
         assert matches(key, mtype)
     assert not matches(mtype + ".*", mtype)
+
+
+def python_lines(action: Callable[[], None]) -> int:
+    """@return: how many lines of Python C{action} ran (loops included)."""
+    count = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return tracer
+
+    gc.collect()
+    gc.disable()
+    try:
+        sys.settrace(tracer)
+        try:
+            action()
+        finally:
+            sys.settrace(None)
+    finally:
+        gc.enable()
+    return count
+
+
+def test_unregister_costs_o_its_own_pending_calls():
+    """Unregistering a client touches its own pending calls (as sender and
+    as recipient), not the other clients' (issue 16): the same number of
+    lines of Python run with 10 and with 2,000 other calls pending."""
+    counts = {}
+    for n in (10, 2000):
+        hub = Hub(MemoryReactorClock())
+
+        def client(subs: dict, hub: Hub = hub) -> core.Client:
+            c = hub.register("standard")
+            hub.set_callback(c.private_key, RecordingTarget())
+            hub.declare_subscriptions(c.private_key, subs)
+            return c
+
+        busy = client({MTYPE: {}})
+        for _ in range(n):
+            hub.call(client({}).private_key, busy.public_id, "t", {"samp.mtype": MTYPE})
+        leaving = client({MTYPE: {}})
+        hub.call(leaving.private_key, busy.public_id, "mine", {"samp.mtype": MTYPE})
+        hub.call(busy.private_key, leaving.public_id, "yours", {"samp.mtype": MTYPE})
+        assert hub.pending_calls == n + 2
+        counts[n] = python_lines(functools.partial(hub.unregister, leaving.private_key))
+        assert hub.pending_calls == n
+    assert counts[10] == counts[2000], counts

@@ -64,6 +64,12 @@ class Recorder:
         self.got.append(("receiveResponse", (responderId, msgTag, response)))
         return succeed(None)
 
+    def discard_queued(self) -> None:
+        pass
+
+    def discard_call(self, msg_id: str) -> bool:
+        return False
+
     def close(self) -> None:
         self.closed = True
 

@@ -145,6 +145,13 @@ class WebCallbackQueue:
                 return True
         return False
 
+    def discard_queued(self) -> None:
+        """
+        Nothing to do: a callback counts as delivered once it is queued
+        here, and the page takes the backlog and the hub's farewell together
+        with its next C{pullCallbacks}.
+        """
+
     def close(self) -> None:
         """
         The client left: accept nothing more and release a parked poll with
