@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.web import server, xmlrpc
 
 from ..._log import Logger
+from ..._xmlrpc import MethodTable, Procedure
 from ...errors import SAMPHubError, SAMPValueError
 from ...types import check_map, decode_int, samp_size
 from ..checks import timeout_seconds
@@ -103,7 +104,7 @@ class WebProfile(xmlrpc.XMLRPC):
         hub.set_policy("web", self.policy)
         self._consent_pending = 0
         self._web = self.sessions.for_key
-        self._methods: Dict[str, Tuple[Callable[..., Any], int, int, bool]] = {
+        methods: Dict[str, Tuple[Callable[..., Any], int, int, bool]] = {
             "register": (self.register, 1, 1, True),
             "unregister": (self._plain(hub.unregister), 1, 1, False),
             "declareMetadata": (self._sending(hub.declare_metadata), 2, 2, False),
@@ -122,6 +123,17 @@ class WebProfile(xmlrpc.XMLRPC):
             "allowReverseCallbacks": (self.allowReverseCallbacks, 2, 2, False),
             "pullCallbacks": (self.pullCallbacks, 2, 2, True),
         }
+        # Only callAndWait's Deferred is cancelled when the page hangs up; a
+        # pull's callbacks stay queued for the next pull.
+        self.table = MethodTable(
+            PREFIX,
+            {
+                name: Procedure(f, low, high, with_request, name == "callAndWait")
+                for name, (f, low, high, with_request) in methods.items()
+            },
+            "the SAMP Web Profile",
+            refusals=(SAMPHubError,),
+        )
 
     @property
     def restriction(self) -> MessageRestriction:
@@ -392,34 +404,4 @@ class WebProfile(xmlrpc.XMLRPC):
         )
 
     def lookupProcedure(self, procedurePath: str) -> Callable[..., Any]:
-        name = procedurePath[len(PREFIX):] if procedurePath.startswith(PREFIX) else None
-        if name not in self._methods:
-            raise xmlrpc.Fault(
-                self.NOT_FOUND, f"no such method {procedurePath!r:.100} in the SAMP Web Profile"
-            )
-        method, low, high, with_request = self._methods[name]
-
-        def dispatch(request: Any, *args: Any) -> Any:
-            if not low <= len(args) <= high:
-                want = str(low) if low == high else f"{low} to {high}"
-                return xmlrpc.Fault(
-                    self.FAILURE, f"{procedurePath} takes {want} argument(s), got {len(args)}"
-                )
-            try:
-                result = method(request, *args) if with_request else method(*args)
-            except SAMPHubError as e:
-                self.log.debug("{method} refused: {error}", method=procedurePath, error=e)
-                return xmlrpc.Fault(e.code, str(e))
-            if isinstance(result, Deferred):
-                if name == "callAndWait":
-                    request.notifyFinish().addErrback(lambda _: result.cancel())
-                result.addErrback(self._fault)
-            return result
-
-        dispatch.withRequest = True  # type: ignore[attr-defined]
-        return dispatch
-
-    def _fault(self, failure: Failure) -> Any:
-        if isinstance(failure.value, SAMPHubError):
-            return xmlrpc.Fault(failure.value.code, str(failure.value))
-        return failure
+        return self.table.lookup(procedurePath)
