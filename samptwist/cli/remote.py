@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mark-names", action="store_true",
                         help="append where a client lives to its samp.name (default: names "
                         "unchanged, so that scripts find clients by name)")
+    parser.add_argument("--share", action="append", default=[], metavar="DIR",
+                        help="also let files under DIR cross to the far side (default: only "
+                        "HOME outside hidden files, and the temporary directory); repeatable")
+    parser.add_argument("--remote-share", action="append", default=[], metavar="DIR",
+                        help="the same, for files of the far side")
     parser.add_argument("--max-file-size", type=int, default=8 * 1024 ** 3, metavar="BYTES",
                         help="largest file served to the other side (default 8 GiB)")
     parser.add_argument("--file-lifetime", type=float, default=3600.0, metavar="SECONDS",
@@ -82,6 +87,8 @@ def agent_argv(args: argparse.Namespace) -> List[str]:
             "--file-lifetime", f"{args.file_lifetime:g}", "--max-rate", str(args.max_rate)]
     if args.remote_lockfile:
         argv += ["--lockfile", args.remote_lockfile]
+    for place in args.remote_share:
+        argv += ["--share", place]
     if args.no_start_hub:
         argv.append("--no-start-hub")
     if args.mark_names:
@@ -149,7 +156,7 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
     agent = Agent(reactor, side, role="desktop", place=f"desktop {socket.gethostname()}",
                   limits=Limits(max_rate=args.max_rate), mark_names=args.mark_names,
                   file_lifetime=args.file_lifetime, max_file_size=args.max_file_size,
-                  say=say, complain=complain)
+                  share=args.share, say=say, complain=complain)
     try:
         await agent.start()
     except SAMPError as e:
