@@ -15,9 +15,9 @@ from typing import Any, Callable, Deque, List, Optional
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol, connectionDone
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
+from .._backoff import Backoff
 from .agent import Agent, Link
 from .protocol import GREETING
 
@@ -167,9 +167,8 @@ class ProcessStream(ProcessProtocol):
 class Connector:
     """
     Keeps a link to the far side up: runs C{argv}, and when it ends waits
-    (C{first_delay}, doubling up to C{max_delay}; back to C{first_delay}
-    after a link that lasted 30 s)
-    and runs it again.
+    (L{Backoff}: C{first_delay}, doubling up to C{max_delay}; back to
+    C{first_delay} after a link that lasted 30 s) and runs it again.
     """
 
     def __init__(self, reactor: Any, agent: Agent, argv: List[str], *,
@@ -186,8 +185,8 @@ class Connector:
         self.env = dict(os.environ if env is None else env)
         # This side's hub is not the far side's: never hand its lockfile on.
         self.env.pop("SAMP_HUB", None)
-        self.first_delay = first_delay
-        self.max_delay = max_delay
+        self.backoff = Backoff(reactor, first=first_delay, maximum=max(first_delay, max_delay),
+                               reset_after=30.0)
         self.retry = retry
         self.attempts = 0
         self.current: Optional[ProcessStream] = None
@@ -230,13 +229,11 @@ class Connector:
         @return: the exit status: 0 after L{stop}, 1 if the far side could
             not be started at the first attempt (or at all, without retry).
         """
-        delay = self.first_delay
         ever_linked = False
         while not self._stopping:
-            started = self.reactor.seconds()
+            self.backoff.started()
             stream = self.start_once()
             await stream.ended
-            lasted = self.reactor.seconds() - started
             ever_linked = ever_linked or stream.greeted
             if self._stopping:
                 return 0
@@ -254,13 +251,11 @@ class Connector:
                 if not self.retry:
                     self.complain(f"the link to {self.description} ended ({why})")
                     return 1
-                if lasted >= 30:
-                    delay = self.first_delay
+            delay = self.backoff.next_delay()  # back to the first after a long link
             self.say(f"reconnecting to {self.description} in {delay:g}s")
-            self._wait = deferLater(self.reactor, delay, lambda: None)
+            self._wait = self.backoff.wait(delay)
             try:
                 await self._wait
             except Exception:
                 return 0
-            delay = min(delay * 2, self.max_delay)
         return 0

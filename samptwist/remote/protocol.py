@@ -106,11 +106,15 @@ class FramedAMP(amp.AMP):
                 if len(buf) < end:
                     break
                 start, at = at + _HEADER, end
+                if kind == DATA_FRAME:
+                    stream = int.from_bytes(buf[start:start + 4], "big")
+                    start += 4
+                with memoryview(buf) as view:  # one copy out of the buffer
+                    payload = bytes(view[start:end])
                 if kind == AMP_FRAME:
-                    super().dataReceived(bytes(buf[start:end]))
+                    super().dataReceived(payload)
                 else:
-                    self.dataFrameReceived(int.from_bytes(buf[start:start + 4], "big"),
-                                           bytes(buf[start + 4:end]))
+                    self.dataFrameReceived(stream, payload)
         except FrameError as e:
             at = len(buf)
             self.frameError(str(e))
