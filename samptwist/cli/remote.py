@@ -12,8 +12,11 @@ import os
 import shlex
 import socket
 import sys
-from typing import Any, List, Optional, TextIO
+from typing import Any, Callable, List, Optional, TextIO
 
+from twisted.internet.defer import CancelledError, Deferred
+
+from .._backoff import Backoff
 from ..errors import SAMPError
 from ..mirror import HubSide
 from ..remote.agent import Agent, Limits
@@ -162,26 +165,103 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
     except SAMPError as e:
         await agent.stop()
         raise CLIError(f"this desktop's hub: {e}") from None
-    connector = Connector(reactor, agent, argv, description=description, say=say,
-                          complain=complain, retry=not args.once,
-                          first_delay=args.reconnect_delay,
-                          max_delay=max(30.0, args.reconnect_delay))
-    lost: List[str] = []
-
-    def hub_lost(reason: str) -> None:
-        if reason != "closed":
-            lost.append(reason)
-            complain(f"lost this desktop's hub ({reason})")
-            connector.stop()
-
-    assert side.manager is not None
-    side.manager.disconnected.subscribe(hub_lost)
-    shutdown = reactor.addSystemEventTrigger("before", "shutdown", connector.stop)
+    link = _Relinker(reactor, args, agent, argv, description, say, complain)
+    shutdown = reactor.addSystemEventTrigger("before", "shutdown", link.stop)
     say(f"linking this desktop's hub with {description}: {' '.join(argv)}")
     try:
-        code = await connector.run()
+        return await link.run()
     finally:
         reactor.removeSystemEventTrigger(shutdown)
         await agent.stop()
-    return 1 if lost else code
 
+
+class _Relinker:
+    """
+    Keeps the link up while this desktop's hub runs; when the hub goes away
+    (TOPCAT closed with its hub), ends the link and waits for a hub to come
+    back (on a L{Backoff}), then links again; with C{--once}, ends instead.
+    """
+
+    def __init__(self, reactor: Any, args: argparse.Namespace, agent: Agent, argv: List[str],
+                 description: str, say: Callable[[str], None],
+                 complain: Callable[[str], None]) -> None:
+        self.reactor = reactor
+        self.args = args
+        self.agent = agent
+        self.argv = argv
+        self.description = description
+        self.say = say
+        self.complain = complain
+        self.stopping = False
+        self.connector: Optional[Connector] = None
+        self.waiting: Optional[Deferred] = None
+        self.backoff = Backoff(reactor, first=args.reconnect_delay,
+                               maximum=max(30.0, args.reconnect_delay))
+
+    def stop(self) -> None:
+        """
+        End the link, or the wait for the hub, for good.
+        """
+        self.stopping = True
+        if self.connector is not None:
+            self.connector.stop()
+        if self.waiting is not None and not self.waiting.called:
+            self.waiting.cancel()
+
+    async def run(self) -> int:
+        """
+        @return: the exit status: 0 after L{stop}; 1 if the far side could
+            not be started, or (with C{--once}) the link or the hub was lost.
+        """
+        while True:
+            connector = Connector(self.reactor, self.agent, self.argv,
+                                  description=self.description, say=self.say,
+                                  complain=self.complain, retry=not self.args.once,
+                                  first_delay=self.args.reconnect_delay,
+                                  max_delay=max(30.0, self.args.reconnect_delay))
+            self.connector = connector
+            lost: List[str] = []
+
+            def hub_lost(reason: str, lost: List[str] = lost,
+                         connector: Connector = connector) -> None:
+                if reason != "closed" and not lost:
+                    lost.append(reason)
+                    self.complain(f"lost this desktop's hub ({reason})")
+                    connector.stop()
+
+            manager = self.agent.side.manager
+            assert manager is not None
+            manager.disconnected.subscribe(hub_lost)
+            if self.stopping:
+                return 0
+            code = await connector.run()
+            if not lost:
+                return code
+            if self.args.once or self.stopping:
+                return 1 if self.args.once else 0
+            if not await self._hub_back():
+                return 0
+
+    async def _hub_back(self) -> bool:
+        """
+        Wait until this desktop's hub answers again and register with it.
+
+        @return: C{False} if stopped meanwhile.
+        """
+        await self.agent.stop()
+        self.say("waiting for this desktop's hub to come back")
+        self.backoff.reset()
+        while not self.stopping:
+            self.waiting = self.backoff.wait()
+            try:
+                await self.waiting
+            except CancelledError:
+                return False
+            try:
+                await self.agent.start()
+            except SAMPError:
+                await self.agent.stop()
+                continue
+            self.say("this desktop's hub is back")
+            return True
+        return False
