@@ -30,13 +30,16 @@ their own names (metadata and subscriptions mirrored; where they live is in
 their description and in the key x-samptwist.remote.location), and notify,
 call, callAll, callAndWait and replies work both ways.  file:// and
 http://localhost URLs in messages are served to the other side through the
-link, on loopback, behind unguessable paths (only files named in messages).
+link, on loopback, behind unguessable paths (only files named in messages,
+and only from the temporary directory, HOME outside its hidden files, or a
+directory given with --share / --remote-share).
 
 The far side needs samptwist installed (pip install samptwist); a hub is
 started there if none is running, writing the usual ~/.samp.  The link uses
 the system's ssh, so ~/.ssh/config, agents and jump hosts just work; with
 --via, any command whose standard input and output reach the far side.
-Runs until Ctrl-C, reconnecting with backoff when the link breaks."""
+Runs until Ctrl-C, reconnecting with backoff when the link breaks, and
+waiting for this desktop's hub to come back when it stops."""
 EPILOG = """examples:
   samptwist remote me@cluster.example.org
   samptwist remote hpc --remote-python /opt/venv/bin/python
