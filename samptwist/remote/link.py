@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from .._backoff import Backoff
 from .agent import Agent, Link
-from .protocol import GREETING
+from .protocol import GREETING, GREETING_PREFIX
 
 #: bytes the far side may print before its greeting (a login banner)
 MAX_PREAMBLE = 64 * 1024
@@ -102,6 +102,18 @@ class ProcessStream(ProcessProtocol):
         self.preamble += data
         at = self.preamble.find(GREETING)
         if at < 0:
+            other = self.preamble.find(GREETING_PREFIX)
+            end = self.preamble.find(b"\n", other)
+            if other >= 0 and end >= 0:
+                theirs = self.preamble[other + len(GREETING_PREFIX):end].decode("ascii",
+                                                                                "replace")
+                ours = GREETING[len(GREETING_PREFIX):].decode().strip()
+                self.stderr_tail.append(
+                    f"the far side's samptwist speaks link protocol {theirs[:20]}, this one "
+                    f"{ours}: install the same samptwist version on both sides")
+                self.signal("KILL")
+                self.preamble = b""
+                return
             if len(self.preamble) > MAX_PREAMBLE:
                 self.stderr_tail.append("the far side printed too much without starting "
                                         "the samptwist agent")

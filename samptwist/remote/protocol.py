@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Type
 from twisted.protocols import amp
 
 #: the greeting line the agent writes before speaking AMP
-GREETING = b"SAMPTWIST-REMOTE 2\n"
+GREETING_PREFIX = b"SAMPTWIST-REMOTE "
+GREETING = GREETING_PREFIX + b"2\n"
 #: protocol version (answered by L{Hello})
 VERSION = 2
 #: largest JSON value accepted, in bytes

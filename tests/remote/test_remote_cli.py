@@ -42,6 +42,15 @@ def test_no_agent_on_the_far_side_is_one_clear_line(desk_hub):
     assert "No module named samptwist" in lines[-1] and "status 1" in lines[-1]
 
 
+def test_an_older_agent_on_the_far_side_is_one_clear_line(desk_hub):
+    done = run_cli(desk_hub.env, "remote", "--via", via("old"), timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("samptwist remote: could not start the samptwist agent"), last
+    assert "speaks link protocol 1, this one 2" in last and "same samptwist version" in last
+
+
 @pytest.mark.parametrize("mode, why", [
     ("garbage", "not the samptwist remote protocol"),
     ("unlisted", "it asked for a file never sent"),

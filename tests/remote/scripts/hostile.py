@@ -1,6 +1,7 @@
 """
 A hostile (or broken) far side for ``samptwist remote --via``: MODE is
-``missing`` (no agent: an error on stderr, exit 1), ``garbage`` (the greeting,
+``missing`` (no agent: an error on stderr, exit 1), ``old`` (an
+older protocol's greeting), ``garbage`` (the greeting,
 then bytes that are not AMP), ``unlisted`` (asks for a file never sent) or
 ``flood`` (thousands of commands at once).  It then waits for its stdin to
 close, as the real agent would.
@@ -27,6 +28,11 @@ def hello():
     return box("Hello", 1, version=2, side="remote", place="evil", file_port=9)
 
 
+if mode == "old":  # an older samptwist on the far side
+    out.write(b"SAMPTWIST-REMOTE 1\n")
+    out.flush()
+    sys.stdin.buffer.read()
+    sys.exit(0)
 if mode == "missing":
     sys.stderr.write("/usr/bin/python3: No module named samptwist\n")
     sys.exit(1)
