@@ -23,6 +23,8 @@ from .protocol import GREETING, GREETING_PREFIX
 
 #: bytes the far side may print before its greeting (a login banner)
 MAX_PREAMBLE = 64 * 1024
+#: socket buffer and read size of the command's standard output
+STREAM_BUFFER = 1024 * 1024
 
 
 class _StreamEnd(Protocol):
@@ -33,6 +35,11 @@ class _StreamEnd(Protocol):
 
     def __init__(self, owner: ProcessStream) -> None:
         self.owner = owner
+
+    def connectionMade(self) -> None:
+        # Big reads when the command has written ahead (files crossing):
+        # fewer trips through the event loop per megabyte.
+        self.transport.bufferSize = STREAM_BUFFER  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
         self.owner._stdout(data)
@@ -74,6 +81,8 @@ class ProcessStream(ProcessProtocol):
         """
         ours, theirs = socket.socketpair()
         try:
+            for end, option in ((ours, socket.SO_RCVBUF), (theirs, socket.SO_SNDBUF)):
+                end.setsockopt(socket.SOL_SOCKET, option, STREAM_BUFFER)
             self.reactor.spawnProcess(self, argv[0], argv, env=env,
                                       childFDs={0: theirs.fileno(), 1: theirs.fileno(),
                                                 2: "r"})
