@@ -33,9 +33,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT, ROOT / "tests"):
@@ -47,6 +48,84 @@ import peers  # noqa: E402
 from tests.cli.conftest import Running  # noqa: E402
 from tests.remote.farside import remote_machine  # noqa: E402
 from tests.remote.peerproc import desktop_peer, remote_peer  # noqa: E402
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_tree() -> Dict[int, Tuple[str, float]]:
+    """
+    @return: pid -> (command line, CPU seconds so far) of every process
+        below this one (the namespaces' included: their PIDs are visible here).
+    """
+    children: Dict[int, List[int]] = {}
+    stats: Dict[int, Tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        stats[int(entry.name)] = (cmd.strip(), (int(fields[11]) + int(fields[12])) / _TICK)
+    found: Dict[int, Tuple[str, float]] = {}
+    todo = [os.getpid()]
+    while todo:
+        for kid in children.get(todo.pop(), []):
+            found[kid] = stats[kid]
+            todo.append(kid)
+    return found
+
+
+def _role(cmd: str) -> Optional[str]:
+    argv = cmd.split()
+    program = os.path.basename(argv[0]).rstrip(":") if argv else ""  # "sshd: root@notty"
+    if program in ("ssh", "sshd", "cat"):
+        return program
+    if "remote-agent" in argv:
+        return "remote agent"
+    if argv[2:4] == ["samptwist", "remote"] or "--via" in argv:
+        return "desktop agent"
+    if "bench-desk" in argv:
+        return "receiver"
+    return None
+
+
+class CPUWatch:
+    """
+    CPU seconds used by the agents, ssh, sshd, cat and the receiver while
+    it runs (sampled every 50 ms in a thread, so that processes that end
+    meanwhile are counted up to their last sample).
+    """
+
+    def __init__(self) -> None:
+        self.before = _cpu_tree()
+        self.last: Dict[int, Tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while True:
+            self.last.update(_cpu_tree())
+            if self._stop.wait(0.05):
+                return
+
+    def used(self) -> Dict[str, float]:
+        """
+        @return: CPU seconds by role since this watch started.
+        """
+        self._stop.set()
+        self._thread.join()
+        self.last.update(_cpu_tree())
+        used: Dict[str, float] = {}
+        for pid, (cmd, cpu) in self.last.items():
+            role = _role(cmd)
+            if role is not None:
+                used[role] = used.get(role, 0.0) + cpu - self.before.get(pid, (cmd, 0.0))[1]
+        return {role: round(seconds, 2) for role, seconds in sorted(used.items())}
 
 
 def _pct(values: List[float], q: float) -> float:
@@ -82,17 +161,22 @@ def measure(size: int, count: int, work: Path) -> Dict[str, Any]:
                        stdin=subprocess.DEVNULL)
         setup = time.monotonic() - start  # connection and login, not the stream
         start = time.monotonic()
+        cpu = CPUWatch()
         with open(os.devnull, "wb") as sink:
             cat = subprocess.run(machine.ssh + ["remote", "cat", str(data)], stdout=sink,
                                  stderr=subprocess.PIPE, timeout=600, stdin=subprocess.DEVNULL)
         ssh_seconds = max(1e-3, time.monotonic() - start - setup)
         assert cat.returncode == 0, cat.stderr
+        ssh_cpu = cpu.used()
+
+        cpu = CPUWatch()
 
         got = far.ask("result", op="call_and_wait", to="bench-desk", mtype="bench.fetch",
                       params={"url": data.as_uri()}, timeout=600)
         result = got["response"]["samp.result"]
         assert int(result["bytes"]) == actual, result
         relay_seconds = float(result["seconds"])
+        relay_cpu = cpu.used()
 
         local = near.ask("timings", op="bench_calls", to="bench-echo", count=count,
                          timeout=600)["seconds"][count // 10:]
@@ -110,6 +194,7 @@ def measure(size: int, count: int, work: Path) -> Dict[str, Any]:
         "relayed_call_ms_p50": 1000 * statistics.median(relayed),
         "relayed_call_ms_p99": 1000 * _pct(relayed, 0.99),
         "added_ms_p50": 1000 * (statistics.median(relayed) - statistics.median(local)),
+        "ssh_cpu_s": ssh_cpu, "relay_cpu_s": relay_cpu,
     }
 
 
@@ -127,9 +212,16 @@ def main(argv: List[str] | None = None) -> int:
     for rep in range(args.reps):
         with tempfile.TemporaryDirectory(prefix="samptwist-remote-bench-") as work:
             runs.append(measure(args.size, args.count, Path(work)))
-        print(f"repetition {rep + 1}: " + ", ".join(f"{k} {v:.3g}" for k, v in runs[-1].items()),
-              flush=True)
-    summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        print(f"repetition {rep + 1}: " + ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in runs[-1].items()), flush=True)
+    summary: Dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            summary[key] = {role: statistics.median(run[key].get(role, 0.0) for run in runs)
+                            for role in value}
+        else:
+            summary[key] = statistics.median(run[key] for run in runs)
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform(),
                           "load": os.getloadavg()},
@@ -139,6 +231,7 @@ def main(argv: List[str] | None = None) -> int:
     print(f"{args.size / 1e6:.0f} MB: ssh cat {summary['ssh_cat_MB_per_s']:.1f} MB/s, "
           f"through the relay {summary['relay_MB_per_s']:.1f} MB/s "
           f"({100 * summary['relay_over_ssh']:.0f}% of ssh)")
+    print(f"CPU seconds: ssh cat {summary['ssh_cpu_s']}; relay {summary['relay_cpu_s']}")
     print(f"callAndWait p50: one hub {summary['local_call_ms_p50']:.2f} ms, through the relay "
           f"{summary['relayed_call_ms_p50']:.2f} ms (added {summary['added_ms_p50']:.2f} ms); "
           f"p99 {summary['local_call_ms_p99']:.2f} / {summary['relayed_call_ms_p99']:.2f} ms")

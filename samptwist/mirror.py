@@ -106,6 +106,7 @@ class HubSide:
             await self.manager.disconnect()
         if self.port is not None:
             port, self.port = self.port, None
+            self.base = ""  # a new start opens a new site
             await port.stopListening()
 
     def foreign(self, client_id: str) -> Optional[ClientInfo]:

@@ -12,8 +12,11 @@ import os
 import shlex
 import socket
 import sys
-from typing import Any, List, Optional, TextIO
+from typing import Any, Callable, List, Optional, TextIO
 
+from twisted.internet.defer import CancelledError, Deferred
+
+from .._backoff import Backoff
 from ..errors import SAMPError
 from ..mirror import HubSide
 from ..remote.agent import Agent, Limits
@@ -27,13 +30,16 @@ their own names (metadata and subscriptions mirrored; where they live is in
 their description and in the key x-samptwist.remote.location), and notify,
 call, callAll, callAndWait and replies work both ways.  file:// and
 http://localhost URLs in messages are served to the other side through the
-link, on loopback, behind unguessable paths (only files named in messages).
+link, on loopback, behind unguessable paths (only files named in messages,
+and only from the temporary directory, HOME outside its hidden files, or a
+directory given with --share / --remote-share).
 
 The far side needs samptwist installed (pip install samptwist); a hub is
 started there if none is running, writing the usual ~/.samp.  The link uses
 the system's ssh, so ~/.ssh/config, agents and jump hosts just work; with
 --via, any command whose standard input and output reach the far side.
-Runs until Ctrl-C, reconnecting with backoff when the link breaks."""
+Runs until Ctrl-C, reconnecting with backoff when the link breaks, and
+waiting for this desktop's hub to come back when it stops."""
 EPILOG = """examples:
   samptwist remote me@cluster.example.org
   samptwist remote hpc --remote-python /opt/venv/bin/python
@@ -60,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mark-names", action="store_true",
                         help="append where a client lives to its samp.name (default: names "
                         "unchanged, so that scripts find clients by name)")
+    parser.add_argument("--share", action="append", default=[], metavar="DIR",
+                        help="also let files under DIR cross to the far side (default: only "
+                        "HOME outside hidden files, and the temporary directory); repeatable")
+    parser.add_argument("--remote-share", action="append", default=[], metavar="DIR",
+                        help="the same, for files of the far side")
     parser.add_argument("--max-file-size", type=int, default=8 * 1024 ** 3, metavar="BYTES",
                         help="largest file served to the other side (default 8 GiB)")
     parser.add_argument("--file-lifetime", type=float, default=3600.0, metavar="SECONDS",
@@ -82,6 +93,8 @@ def agent_argv(args: argparse.Namespace) -> List[str]:
             "--file-lifetime", f"{args.file_lifetime:g}", "--max-rate", str(args.max_rate)]
     if args.remote_lockfile:
         argv += ["--lockfile", args.remote_lockfile]
+    for place in args.remote_share:
+        argv += ["--share", place]
     if args.no_start_hub:
         argv.append("--no-start-hub")
     if args.mark_names:
@@ -149,32 +162,109 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
     agent = Agent(reactor, side, role="desktop", place=f"desktop {socket.gethostname()}",
                   limits=Limits(max_rate=args.max_rate), mark_names=args.mark_names,
                   file_lifetime=args.file_lifetime, max_file_size=args.max_file_size,
-                  say=say, complain=complain)
+                  share=args.share, say=say, complain=complain)
     try:
         await agent.start()
     except SAMPError as e:
         await agent.stop()
         raise CLIError(f"this desktop's hub: {e}") from None
-    connector = Connector(reactor, agent, argv, description=description, say=say,
-                          complain=complain, retry=not args.once,
-                          first_delay=args.reconnect_delay,
-                          max_delay=max(30.0, args.reconnect_delay))
-    lost: List[str] = []
-
-    def hub_lost(reason: str) -> None:
-        if reason != "closed":
-            lost.append(reason)
-            complain(f"lost this desktop's hub ({reason})")
-            connector.stop()
-
-    assert side.manager is not None
-    side.manager.disconnected.subscribe(hub_lost)
-    shutdown = reactor.addSystemEventTrigger("before", "shutdown", connector.stop)
+    link = _Relinker(reactor, args, agent, argv, description, say, complain)
+    shutdown = reactor.addSystemEventTrigger("before", "shutdown", link.stop)
     say(f"linking this desktop's hub with {description}: {' '.join(argv)}")
     try:
-        code = await connector.run()
+        return await link.run()
     finally:
         reactor.removeSystemEventTrigger(shutdown)
         await agent.stop()
-    return 1 if lost else code
 
+
+class _Relinker:
+    """
+    Keeps the link up while this desktop's hub runs; when the hub goes away
+    (TOPCAT closed with its hub), ends the link and waits for a hub to come
+    back (on a L{Backoff}), then links again; with C{--once}, ends instead.
+    """
+
+    def __init__(self, reactor: Any, args: argparse.Namespace, agent: Agent, argv: List[str],
+                 description: str, say: Callable[[str], None],
+                 complain: Callable[[str], None]) -> None:
+        self.reactor = reactor
+        self.args = args
+        self.agent = agent
+        self.argv = argv
+        self.description = description
+        self.say = say
+        self.complain = complain
+        self.stopping = False
+        self.connector: Optional[Connector] = None
+        self.waiting: Optional[Deferred] = None
+        self.backoff = Backoff(reactor, first=args.reconnect_delay,
+                               maximum=max(30.0, args.reconnect_delay))
+
+    def stop(self) -> None:
+        """
+        End the link, or the wait for the hub, for good.
+        """
+        self.stopping = True
+        if self.connector is not None:
+            self.connector.stop()
+        if self.waiting is not None and not self.waiting.called:
+            self.waiting.cancel()
+
+    async def run(self) -> int:
+        """
+        @return: the exit status: 0 after L{stop}; 1 if the far side could
+            not be started, or (with C{--once}) the link or the hub was lost.
+        """
+        while True:
+            connector = Connector(self.reactor, self.agent, self.argv,
+                                  description=self.description, say=self.say,
+                                  complain=self.complain, retry=not self.args.once,
+                                  first_delay=self.args.reconnect_delay,
+                                  max_delay=max(30.0, self.args.reconnect_delay))
+            self.connector = connector
+            lost: List[str] = []
+
+            def hub_lost(reason: str, lost: List[str] = lost,
+                         connector: Connector = connector) -> None:
+                if reason != "closed" and not lost:
+                    lost.append(reason)
+                    self.complain(f"lost this desktop's hub ({reason})")
+                    connector.stop()
+
+            manager = self.agent.side.manager
+            assert manager is not None
+            manager.disconnected.subscribe(hub_lost)
+            if self.stopping:
+                return 0
+            code = await connector.run()
+            if not lost:
+                return code
+            if self.args.once or self.stopping:
+                return 1 if self.args.once else 0
+            if not await self._hub_back():
+                return 0
+
+    async def _hub_back(self) -> bool:
+        """
+        Wait until this desktop's hub answers again and register with it.
+
+        @return: C{False} if stopped meanwhile.
+        """
+        await self.agent.stop()
+        self.say("waiting for this desktop's hub to come back")
+        self.backoff.reset()
+        while not self.stopping:
+            self.waiting = self.backoff.wait()
+            try:
+                await self.waiting
+            except CancelledError:
+                return False
+            try:
+                await self.agent.start()
+            except SAMPError:
+                await self.agent.stop()
+                continue
+            self.say("this desktop's hub is back")
+            return True
+        return False

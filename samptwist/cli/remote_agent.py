@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-file-size", type=int, default=8 * 1024 ** 3, metavar="BYTES")
     parser.add_argument("--file-lifetime", type=float, default=3600.0, metavar="SECONDS")
     parser.add_argument("--max-rate", type=int, default=Limits.max_rate, metavar="N")
+    parser.add_argument("--share", action="append", default=[], metavar="DIR",
+                        help="also let files under DIR cross (see samptwist remote --share)")
     parser.add_argument("--place", default=None,
                         help="how the desktop calls this machine (default: its host name)")
 
@@ -105,7 +107,7 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
     agent = Agent(reactor, side, role="remote", place=place,
                   limits=Limits(max_rate=args.max_rate), mark_names=args.mark_names,
                   file_lifetime=args.file_lifetime, max_file_size=args.max_file_size,
-                  say=lambda text: None, complain=_say)
+                  share=args.share, say=lambda text: None, complain=_say)
     try:
         await _connect(reactor, agent, args, _say)
     except SAMPError as e:

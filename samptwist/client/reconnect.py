@@ -1,8 +1,10 @@
 """
-Automatic reconnection (CLI-LIB-3): after the hub is lost, watch the
-lockfile on a reactor-driven L{LoopingCall} and connect again once it names
-a hub that answers, re-declaring metadata and subscriptions; while
-connected, a heartbeat notices a hub that died silently.
+Automatic reconnection (CLI-LIB-3): after the hub is lost, look at the
+lockfile again and again (waits on the package's one L{Backoff}, on the
+injected clock: every C{interval} seconds, growing up to C{max_interval})
+and connect again once it names a hub that answers, re-declaring metadata
+and subscriptions; while connected, a heartbeat notices a hub that died
+silently.
 
 The L{Reconnector} knows nothing of L{samptwist.client.SAMPClient}: the
 client hands it the few operations it needs as callables.
@@ -13,9 +15,10 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 
+from .._backoff import Backoff
 from .._log import Logger
 
 
@@ -24,7 +27,9 @@ class Reconnector:
     Watches for a hub on behalf of a disconnected client, and pings the hub
     of a connected one.
 
-    @ivar interval: seconds between two looks at the lockfile.
+    @ivar interval: seconds between two looks at the lockfile (at first).
+    @ivar max_interval: the longest wait between two looks (growing from
+        C{interval} by doubling).
     @ivar heartbeat: seconds between two pings while connected (0: none).
     """
 
@@ -41,6 +46,7 @@ class Reconnector:
         lost: Callable[[str], None],
         interval: float = 1.0,
         heartbeat: float = 5.0,
+        max_interval: Optional[float] = None,
     ) -> None:
         """
         @param clock: drives both loops.
@@ -54,6 +60,8 @@ class Reconnector:
         @param lost: called with C{"unreachable"} when the heartbeat finds the
             hub dead; the client tears its connection down and calls
             L{start} again.
+        @param max_interval: see the class (default: C{interval}, a look
+            every C{interval} seconds).
         """
         self.clock = clock
         self._is_connected = is_connected
@@ -62,8 +70,11 @@ class Reconnector:
         self._ping = ping
         self._lost = lost
         self.interval = interval
+        self.max_interval = max(interval, interval if max_interval is None else max_interval)
         self.heartbeat = heartbeat
-        self._loop: Optional[LoopingCall] = None
+        self._backoff = Backoff(clock, first=interval, maximum=self.max_interval)
+        self._watching = False
+        self._next: Optional[IDelayedCall] = None
         self._pulse: Optional[LoopingCall] = None
         self._skip_secret: Optional[str] = None
         self._attempts = 0
@@ -73,7 +84,7 @@ class Reconnector:
         """
         Whether the lockfile is being watched.
         """
-        return self._loop is not None and self._loop.running
+        return self._watching
 
     def start(self, skip_secret: Optional[str] = None) -> None:
         """
@@ -85,14 +96,29 @@ class Reconnector:
         self._skip_secret = skip_secret
         if self.watching:
             return
-        self._loop = self._every(self.interval, self._attempt, "reconnection loop")
+        self._watching = True
+        self._backoff.reset()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._watching:
+            self._next = self.clock.callLater(self._backoff.next_delay(), self._look)
+
+    def _look(self) -> None:
+        self._next = None
+        self._backoff.started()
+        d = self._attempt()
+        d.addErrback(lambda f: self.log.failure("reconnection attempt failed", f))
+        d.addBoth(lambda _: self._schedule())
 
     def stop(self) -> None:
         """
         Stop watching.
         """
-        _halt(self._loop)
-        self._loop = None
+        self._watching = False
+        if self._next is not None and self._next.active():
+            self._next.cancel()
+        self._next = None
 
     def start_heartbeat(self) -> None:
         """

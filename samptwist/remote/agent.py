@@ -18,7 +18,8 @@ link off with one log line; the hub and its clients go on as before.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from collections import OrderedDict
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -34,7 +35,7 @@ from ..client.handlers import Message, error
 from ..client.tracker import ClientInfo
 from ..mirror import MARKER, HubSide, ProxySet
 from . import protocol as P
-from .files import Exports, FileServer, Imports, Streams
+from .files import Exports, FileServer, Imports, SharePolicy, Streams
 
 log = Logger()
 
@@ -42,8 +43,10 @@ log = Logger()
 LOCATION = "x-samptwist.remote.location"
 
 _KNOWN = {c.commandName for c in (P.Hello, P.Ping, P.ClientUpdate, P.ClientGone, P.Relay,
-                                  P.FileOpen, P.FileRead, P.FileClose)}
-_UNMETERED = {P.FileRead.commandName, P.FileClose.commandName}
+                                  P.FileOpen, P.FileWant, P.FileFailed, P.FileClose)}
+_UNMETERED = {P.FileClose.commandName}
+#: stream numbers remembered after their end (data may still be on its way)
+_ENDED_STREAMS = 256
 
 
 @dataclasses.dataclass
@@ -70,7 +73,7 @@ class Limits:
     call_timeout: float = 600.0
 
 
-class Link(amp.AMP):
+class Link(P.FramedAMP):
     """
     One AMP connection to the other side's agent.
 
@@ -90,7 +93,10 @@ class Link(amp.AMP):
         self.peer_port = 0
         self.ready: Deferred = Deferred()
         self.lost: Deferred = Deferred()
-        self.streams = Streams(agent.reactor, agent.exports)
+        self.streams = Streams(agent.reactor, agent.exports, send=self._send_data,
+                               fail=self._stream_failed)
+        self.downloads: Dict[int, Any] = {}
+        self._ended_streams: OrderedDict[int, None] = OrderedDict()
         self.in_flight = 0
         self.cut_reason: Optional[str] = None
         self._heard = 0.0
@@ -156,12 +162,32 @@ class Link(amp.AMP):
         if self._beat is not None and self._beat.running:
             self._beat.stop()
         self.streams.close_all()
+        downloads, self.downloads = list(self.downloads.values()), {}
+        for download in downloads:
+            download.failed("the link ended")
         super().connectionLost(reason)
         self.agent.detach(self)
         if not self.lost.called:
             self.lost.callback(self.cut_reason or reason.getErrorMessage())
 
     # -- policing what arrives ------------------------------------------------
+
+    def framingStopped(self) -> bool:
+        return self.cut_reason is not None
+
+    def frameError(self, text: str) -> None:
+        self.cut_off(f"it sent something that is not the samptwist remote protocol ({text})")
+
+    def dataFrameReceived(self, stream: int, data: bytes) -> None:
+        self._heard = self.clock.seconds()
+        download = self.downloads.get(stream)
+        if download is None:
+            if stream not in self._ended_streams:
+                self.cut_off(f"it sent data for stream {stream}, never opened")
+            return
+        why = download.data(data)
+        if why is not None:
+            self.cut_off(why)
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         self._heard = self.clock.seconds()
@@ -266,9 +292,21 @@ class Link(amp.AMP):
             raise
         return {"stream": stream, "size": source.size, "content_type": source.content_type}
 
-    @P.FileRead.responder
-    def file_read(self, stream: int) -> Deferred:
-        return self.streams.read(stream).addCallback(lambda data: {"data": data})
+    @P.FileWant.responder
+    def file_want(self, stream: int, size: int) -> Dict[str, Any]:
+        try:
+            self.streams.want(stream, size)
+        except P.Refused as e:
+            self.clock.callLater(0, self.cut_off, f"it asked for {e}")
+        return {}
+
+    @P.FileFailed.responder
+    def file_failed(self, stream: int, reason: str) -> Dict[str, Any]:
+        download = self.downloads.pop(stream, None)
+        if download is not None:
+            self._ended(stream)
+            download.failed(f"{self.peer_place}: {reason[:200]}")
+        return {}
 
     @P.FileClose.responder
     def file_close(self, stream: int) -> Dict[str, Any]:
@@ -285,12 +323,39 @@ class Link(amp.AMP):
         d = self.callRemote(P.FileOpen, token=token)
         return d.addCallback(lambda r: (r["stream"], r["size"], r["content_type"]))
 
-    def read_stream(self, stream: int) -> Deferred:
-        return self.callRemote(P.FileRead, stream=stream).addCallback(lambda r: r["data"])
+    def receive_stream(self, stream: int, download: Any) -> None:
+        """
+        Hand the data of C{stream} to C{download} (a L{files._Download}) and
+        let the other side start sending.
+        """
+        if self.cut_reason is not None or self.transport is None:
+            download.failed("the link ended")
+            return
+        self.downloads[stream] = download
+        download.grant()
+
+    def want_stream(self, stream: int, size: int) -> None:
+        if self.transport is not None and self.cut_reason is None:
+            self.callRemote(P.FileWant, stream=stream, size=size)
 
     def close_stream(self, stream: int) -> None:
+        if self.downloads.pop(stream, None) is not None:
+            self._ended(stream)
         if self.transport is not None and self.cut_reason is None:
             self.callRemote(P.FileClose, stream=stream)
+
+    def _ended(self, stream: int) -> None:
+        self._ended_streams[stream] = None
+        while len(self._ended_streams) > _ENDED_STREAMS:
+            self._ended_streams.popitem(last=False)
+
+    def _send_data(self, stream: int, data: bytes) -> None:
+        if self.transport is not None and self.cut_reason is None:
+            self.sendData(stream, data)
+
+    def _stream_failed(self, stream: int, reason: str) -> None:
+        if self.transport is not None and self.cut_reason is None:
+            self.callRemote(P.FileFailed, stream=stream, reason=reason[:500])
 
 
 class _Flood(Exception):
@@ -311,6 +376,7 @@ class Agent:
                  limits: Optional[Limits] = None, mark_names: bool = False,
                  file_lifetime: float = 3600.0, max_file_size: int = 8 * 1024 ** 3,
                  files_listen: str = "tcp:0:interface=127.0.0.1",
+                 share: Sequence[str] = (),
                  say: Optional[Callable[[str], None]] = None,
                  complain: Optional[Callable[[str], None]] = None) -> None:
         """
@@ -318,6 +384,8 @@ class Agent:
             mirrored); default: the log.
         @param complain: shows problems (the other side cut off); default:
             the log, as an error.
+        @param share: directories whose files may cross besides the default
+            places (L{SharePolicy}).
         """
         self.reactor = reactor
         self.side = side
@@ -326,7 +394,8 @@ class Agent:
         self.limits = limits or Limits()
         self.mark_names = mark_names
         self.files_listen = files_listen
-        self.exports = Exports(reactor, lifetime=file_lifetime, max_size=max_file_size)
+        self.exports = Exports(reactor, lifetime=file_lifetime, max_size=max_file_size,
+                               policy=SharePolicy(shared=share))
         self.imports = Imports(reactor, lifetime=file_lifetime, limit=10000)
         self.proxies = ProxySet(side, self.forward, announce=self._announce,
                                 timeout=self.limits.call_timeout)

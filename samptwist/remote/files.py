@@ -10,14 +10,21 @@ tokens it saw in messages that crossed (L{Imports}) and serves exactly
 those on its loopback (L{FileServer}), streaming each file through the
 link from the side that has it.  Nothing else is readable from either side.
 
-Some files never cross, whoever names them (L{private_reason}): whatever
-lies under C{~/.ssh} or C{~/.gnupg}, SAMP lockfiles (C{~/.samp},
-C{~/.samp-1/}, the one C{SAMP_HUB} names: they hold hub secrets), our
-remembered Web Profile consents, and any file that starts like a private
-key.  Any client of this side's hub may name a file in a message, a
-consented web page included, so this is checked on the resolved path, at
-export time; such a URL crosses unchanged, and so stays unreadable on the
-other side.
+Which files may cross (L{SharePolicy}): any client of this side's hub may
+name a file in a message, a consented web page included, so naming a file
+is not taken as the right to send it.  A file crosses only if its resolved
+path (symbolic links followed) lies in a shared place: this side's temporary
+directory (where astropy, pyvo and samptwist's helpers write the tables and
+images they send), the user's home directory outside its hidden files and
+directories (C{~/.ssh}, C{~/.config}, C{~/.netrc}, ... never cross), or a
+directory shared explicitly (C{--share DIR}).  Whatever the place, SAMP
+lockfiles (they hold hub secrets), our remembered Web Profile consents, and
+any file that starts like a private key never cross.  A refused URL crosses
+unchanged, and so stays unreadable on the other side.
+
+Files are read in a thread pool when the reactor has one (the agents are
+clients: the hub, which must stay thread-free, never runs this code), so a
+slow disk never stalls the link.
 """
 
 from __future__ import annotations
@@ -26,13 +33,16 @@ import dataclasses
 import os
 import secrets
 import stat
+import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.protocol import Protocol
+from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -40,7 +50,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from .._http import watch_answerable
 from .._log import Logger
 from .._net import is_loopback_address
-from .protocol import CHUNK, Refused
+from .protocol import DATA_CHUNK, MAX_CREDIT, Refused
 
 log = Logger()
 
@@ -81,40 +91,86 @@ _KEY_MARKS = (b"-----BEGIN OPENSSH PRIVATE KEY", b"-----BEGIN RSA PRIVATE KEY",
               b"-----BEGIN PGP PRIVATE KEY")
 
 
-def _private_places(home: Path, env: Dict[str, str]) -> List[Path]:
-    places = [home / ".ssh", home / ".gnupg", home / ".samp", home / ".samp-1"]
-    config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
-    places.append(config / "samptwist")
-    hub = env.get("SAMP_HUB", "")
-    if hub.startswith("std-lockurl:file:"):
-        named = local_path(hub[len("std-lockurl:"):])
-        if named is not None:
-            places.append(named)
-    return [Path(os.path.realpath(p)) for p in places]
+def key_reason(head: bytes) -> Optional[str]:
+    """
+    @param head: the first bytes of a file.
+    @return: why it must not cross (it is a private key), or C{None}.
+    """
+    return "it is a private key" if head.lstrip().startswith(_KEY_MARKS) else None
+
+
+class SharePolicy:
+    """
+    Which files of this side may be sent to the other side (see the module's
+    docstring); the places are resolved once, when it is made.
+    """
+
+    def __init__(self, home: Optional[Path] = None, env: Optional[Dict[str, str]] = None,
+                 shared: Sequence[str] = (), temp: Optional[str] = None) -> None:
+        """
+        @param home: the user's home (default: C{~}).
+        @param env: the environment (default: C{os.environ}).
+        @param shared: more directories (or files) whose files may cross.
+        @param temp: the temporary directory (default: L{tempfile.gettempdir}).
+        """
+        env = dict(os.environ if env is None else env)
+        home = Path(os.path.expanduser("~") if home is None else home)
+        self.home = Path(os.path.realpath(home))
+        self.shared = [Path(os.path.realpath(p)) for p in shared]
+        self.temp = Path(os.path.realpath(temp or tempfile.gettempdir()))
+        secret = [home / ".ssh", home / ".gnupg", home / ".samp", home / ".samp-1"]
+        config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+        secret.append(config / "samptwist")
+        hub = env.get("SAMP_HUB", "")
+        if hub.startswith("std-lockurl:file:"):
+            named = local_path(hub[len("std-lockurl:"):])
+            if named is not None:
+                secret.append(named)
+        self.secret = [Path(os.path.realpath(p)) for p in secret]
+
+    def refuse(self, path: Path) -> Optional[str]:
+        """
+        @param path: a file a message names (symbolic links are followed).
+        @return: why it must not leave this machine, or C{None} if it may
+            (its content is checked when it is read: L{key_reason}).
+        """
+        real = Path(os.path.realpath(path))
+        for place in self.secret:
+            if _within(real, place):
+                return f"{place} holds secrets"
+        if any(_within(real, root) for root in self.shared):
+            return None
+        if _within(real, self.home):
+            hidden = [part for part in real.relative_to(self.home).parts if part.startswith(".")]
+            if hidden:
+                return f"{self.home / hidden[0]} is hidden (hidden files in HOME never cross)"
+            return None
+        if _within(real, self.temp):
+            return None
+        return (f"it is outside the shared places ({self.home}, {self.temp}"
+                f"{''.join(', ' + str(p) for p in self.shared)}; share more with --share DIR)")
+
+
+def _within(path: Path, place: Path) -> bool:
+    return path == place or place in path.parents
 
 
 def private_reason(path: Path, home: Optional[Path] = None,
                    env: Optional[Dict[str, str]] = None) -> Optional[str]:
     """
-    @param path: a file a message names (symbolic links are followed).
-    @param home: the user's home (default: C{~}).
-    @param env: the environment (default: C{os.environ}).
-    @return: why the file must not leave this machine, or C{None} if it may.
+    @param path: a file a message names.
+    @return: why the file must not leave this machine under the default
+        L{SharePolicy} (its place or its content), or C{None} if it may.
+        Reads the file's first bytes: not for the reactor thread.
     """
-    env = dict(os.environ if env is None else env)
-    home = Path(os.path.expanduser("~") if home is None else home)
-    real = Path(os.path.realpath(path))
-    for place in _private_places(home, env):
-        if real == place or place in real.parents:
-            return f"{place} holds secrets"
+    why = SharePolicy(home, env).refuse(path)
+    if why is not None:
+        return why
     try:
-        with open(real, "rb") as f:
-            head = f.read(64).lstrip()
+        with open(os.path.realpath(path), "rb") as f:
+            return key_reason(f.read(64))
     except OSError:
         return None  # unreadable: it will not be exported anyway
-    if head.startswith(_KEY_MARKS):
-        return "it is a private key"
-    return None
 
 
 def local_path(url: str) -> Optional[Path]:
@@ -170,9 +226,13 @@ class Exports(_Tokens):
     """
 
     def __init__(self, clock: Any, lifetime: float = LIFETIME, limit: int = MAX_TOKENS,
-                 max_size: int = MAX_FILE_SIZE) -> None:
+                 max_size: int = MAX_FILE_SIZE, policy: Optional[SharePolicy] = None) -> None:
+        """
+        @param policy: which files may cross (default: L{SharePolicy}()).
+        """
         super().__init__(clock, lifetime, limit)
         self.max_size = max_size
+        self.policy = policy or SharePolicy()
         self._by_target: Dict[Tuple[str, str], str] = {}
 
     def export(self, kind: str, target: str) -> str:
@@ -219,7 +279,7 @@ class Exports(_Tokens):
                         return text
                 except OSError:
                     return text
-                why = private_reason(path)
+                why = self.policy.refuse(path)
                 if why is not None:
                     log.warn("not sending {path} to the other side: {why}", path=str(path),
                              why=why)
@@ -278,15 +338,16 @@ class Imports(_Tokens):
 
 class Source:
     """
-    One open export being read, chunk by chunk, in order.
+    One open export being read, piece by piece, in order.
     """
 
     size: int = -1
     content_type: str = "application/octet-stream"
 
-    def read(self) -> Deferred:
+    def read(self, size: int) -> Deferred:
         """
-        @return: a L{Deferred} firing with the next bytes (C{b""} at the end).
+        @return: a L{Deferred} firing with the next bytes, at most C{size}
+            (C{b""} at the end), or failing with L{Refused}.
         """
         raise NotImplementedError
 
@@ -299,39 +360,82 @@ class Source:
 _TYPES = {".vot": "application/x-votable+xml", ".xml": "text/xml", ".fits": "application/fits",
           ".fit": "application/fits", ".fts": "application/fits", ".csv": "text/csv"}
 
+Blocking = Callable[..., Deferred]
+
+
+def blocking_runner(reactor: Any) -> Blocking:
+    """
+    @return: how to run blocking file I/O for C{reactor}: in its thread pool
+        if it has one (the agents: clients, not the hub), else at once (a
+        test's memory reactor).
+    """
+    if IReactorThreads.providedBy(reactor):
+        def in_thread(fn: Callable[..., Any], *args: Any) -> Deferred:
+            return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+        return in_thread
+    return maybeDeferred
+
 
 class FileSource(Source):
     """
-    A local file, read in chunks of L{CHUNK} bytes.
+    A local file, read with C{run} (in a thread pool).
     """
 
-    def __init__(self, path: str, max_size: int) -> None:
-        try:
-            self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
-        except OSError as e:
-            raise Refused(f"cannot open the file: {e.strerror}") from None
-        size = os.fstat(self._file.fileno()).st_size
-        if size > max_size:
-            self._file.close()
-            raise Refused(f"the file has {size} bytes, more than the limit of {max_size}")
-        self.size = size
+    def __init__(self, path: str, max_size: int, run: Blocking = maybeDeferred) -> None:
+        self.path = path
         self.max_size = max_size
+        self.run = run
+        self._file: Any = None
         self._sent = 0
         self.content_type = _TYPES.get(Path(path).suffix.lower(), self.content_type)
 
-    def read(self) -> Deferred:
-        data = self._file.read(CHUNK)
+    def _open(self) -> Tuple[Any, int]:
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 (closed by close())
+        except OSError as e:
+            raise Refused(f"cannot open the file: {e.strerror}") from None
+        try:
+            size = os.fstat(f.fileno()).st_size
+            if size > self.max_size:
+                raise Refused(f"the file has {size} bytes, more than the limit of "
+                              f"{self.max_size}")
+            why = key_reason(f.read(64))
+            if why is not None:
+                log.warn("not sending {path} to the other side: {why}", path=self.path, why=why)
+                raise Refused(f"not sent: {why}")
+            f.seek(0)
+        except BaseException:
+            f.close()
+            raise
+        return f, size
+
+    async def start(self) -> FileSource:
+        """
+        Open the file (in the pool).
+
+        @return: this source.
+        @raise Refused: if it cannot be opened, is too big or is a key.
+        """
+        self._file, self.size = await self.run(self._open)
+        return self
+
+    def read(self, size: int) -> Deferred:
+        return self.run(self._read, size)
+
+    def _read(self, size: int) -> bytes:
+        if self._file is None:
+            raise Refused("the file is closed")
+        data: bytes = self._file.read(size)
         self._sent += len(data)
         if self._sent > self.max_size:  # it grew meanwhile
-            return Deferred.fromCoroutine(_refuse("the file grew beyond the size limit"))
-        return succeed(data)
+            raise Refused("the file grew beyond the size limit")
+        return data
 
     def close(self) -> None:
-        self._file.close()
-
-
-async def _refuse(text: str) -> Any:
-    raise Refused(text)
+        f, self._file = self._file, None
+        if f is not None:
+            self.run(f.close).addErrback(lambda _: None)
 
 
 class _BodyReader(Protocol):
@@ -365,7 +469,7 @@ class URLSource(Source):
         self._received = 0
         self._done: Optional[Failure] = None
         self._finished = False
-        self._waiting: List[Deferred] = []
+        self._waiting: List[Tuple[Deferred, int]] = []
         self._transport: Any = None
         self._response: Any = None
 
@@ -400,7 +504,7 @@ class URLSource(Source):
             return
         self._buffer.append(data)
         self._buffered += len(data)
-        if self._buffered > 8 * CHUNK and self._transport is not None:
+        if self._buffered > 2 * DATA_CHUNK and self._transport is not None:
             self._transport.pauseProducing()
         self._flush()
 
@@ -410,30 +514,30 @@ class URLSource(Source):
 
     def _flush(self) -> None:
         while self._waiting and (self._buffer or self._finished or self._done):
-            d = self._waiting.pop(0)
+            d, want = self._waiting.pop(0)
             if self._done is not None:
                 d.errback(self._done)
                 continue
-            d.callback(self._take())
+            d.callback(self._take(want))
 
-    def _take(self) -> bytes:
+    def _take(self, want: int) -> bytes:
         out, size = [], 0
-        while self._buffer and size < CHUNK:
+        while self._buffer and size < want:
             piece = self._buffer.pop(0)
-            room = CHUNK - size
+            room = want - size
             if len(piece) > room:
                 self._buffer.insert(0, piece[room:])
                 piece = piece[:room]
             out.append(piece)
             size += len(piece)
         self._buffered -= size
-        if self._buffered <= 2 * CHUNK and self._transport is not None and not self._finished:
+        if self._buffered <= DATA_CHUNK and self._transport is not None and not self._finished:
             self._transport.resumeProducing()
         return b"".join(out)
 
-    def read(self) -> Deferred:
+    def read(self, size: int) -> Deferred:
         d: Deferred = Deferred()
-        self._waiting.append(d)
+        self._waiting.append((d, size))
         self._flush()
         return d
 
@@ -442,16 +546,37 @@ class URLSource(Source):
             self._transport.stopProducing()
 
 
-class Streams:
+class _Outgoing:
     """
-    The open sources of one link, by stream number; at most C{limit} at once.
+    One open stream being sent: as much as the reader's credit allows.
     """
 
-    def __init__(self, reactor: Any, exports: Exports, limit: int = 64) -> None:
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.credit = 0
+        self.reading = False
+
+
+class Streams:
+    """
+    The open sources of one link, by stream number (at most C{limit} at
+    once), each pushed to the other side as far as its reader's credit
+    allows (L{want}).
+    """
+
+    def __init__(self, reactor: Any, exports: Exports, send: Callable[[int, bytes], None],
+                 fail: Callable[[int, str], None], limit: int = 64) -> None:
+        """
+        @param send: sends a piece of a stream (C{b""}: its end).
+        @param fail: tells the reader a stream cannot go on, and why.
+        """
         self.reactor = reactor
         self.exports = exports
+        self.send = send
+        self.fail = fail
         self.limit = limit
-        self.open: Dict[int, Source] = {}
+        self.run = blocking_runner(reactor)
+        self.open: Dict[int, _Outgoing] = {}
         self._next = 0
 
     async def start(self, token: str) -> Tuple[int, Source]:
@@ -465,27 +590,57 @@ class Streams:
             raise Refused(f"more than {self.limit} files open at once")
         source: Source
         if entry.kind == "file":
-            source = FileSource(entry.target, self.exports.max_size)
+            source = await FileSource(entry.target, self.exports.max_size, self.run).start()
         else:
             source = await URLSource(self.reactor, entry.target, self.exports.max_size).start()
         self._next += 1
-        self.open[self._next] = source
+        self.open[self._next] = _Outgoing(source)
         return self._next, source
 
-    def read(self, stream: int) -> Deferred:
+    def want(self, stream: int, size: int) -> None:
         """
-        @return: a L{Deferred} firing with the stream's next bytes.
-        @raise Refused: for a stream that is not open.
+        The reader of C{stream} may take C{size} more bytes: send them.
+
+        @raise Refused: for a credit out of bounds.
         """
-        source = self.open.get(stream)
-        if source is None:
-            raise Refused(f"stream {stream} is not open")
-        return source.read()
+        out = self.open.get(stream)
+        if out is None:
+            return  # ended meanwhile
+        if size <= 0 or out.credit + size > MAX_CREDIT:
+            raise Refused(f"a credit of {size} bytes")
+        out.credit += size
+        self._pump(stream, out)
+
+    def _pump(self, stream: int, out: _Outgoing) -> None:
+        if out.reading or out.credit <= 0 or self.open.get(stream) is not out:
+            return
+        out.reading = True
+        d = out.source.read(min(DATA_CHUNK, out.credit))
+        d.addCallbacks(self._read, self._failed, callbackArgs=(stream, out),
+                       errbackArgs=(stream, out))
+
+    def _read(self, data: bytes, stream: int, out: _Outgoing) -> None:
+        out.reading = False
+        if self.open.get(stream) is not out:
+            return
+        out.credit -= len(data)
+        self.send(stream, data)
+        if not data:
+            self.close(stream)
+            return
+        self._pump(stream, out)
+
+    def _failed(self, f: Failure, stream: int, out: _Outgoing) -> None:
+        out.reading = False
+        if self.open.get(stream) is out:
+            self.close(stream)
+            self.fail(stream, f.getErrorMessage() if f.check(Refused) else
+                      f"cannot read: {f.getErrorMessage()}")
 
     def close(self, stream: int) -> None:
-        source = self.open.pop(stream, None)
-        if source is not None:
-            source.close()
+        out = self.open.pop(stream, None)
+        if out is not None:
+            out.source.close()
 
     def close_all(self) -> None:
         for stream in list(self.open):
@@ -495,23 +650,25 @@ class Streams:
 # ---------------------------------------------------------------------------
 # Serving imported tokens (the side that wants the file)
 
-#: reads kept in flight per download (each at most CHUNK bytes: 4 MB in all)
-WINDOW = 16
+#: bytes a download lets the other side send ahead (its credit); memory per
+#: download stays within about twice this
+WINDOW = 4 * 1024 * 1024
 
 
 class _Download:
     """
-    One HTTP request for an imported token, fed by reads through the link
-    and paused while the client is slow (the request is its consumer).
+    One HTTP request for an imported token, fed by data frames of the link
+    as far as its credit goes, and given more credit only while the client
+    keeps up (the request is its consumer, this its push producer).
     """
 
     def __init__(self, request: Request, link: Any, stream: int) -> None:
         self.request = request
         self.link = link
         self.stream = stream
-        self.queue: List[List[Any]] = []
+        self.granted = 0
+        self.received = 0
         self.paused = False
-        self.since_pause = 0
         self.ended = False
         request.registerProducer(self, True)
         request.notifyFinish().addBoth(self._gone)
@@ -523,43 +680,52 @@ class _Download:
 
     def pauseProducing(self) -> None:
         self.paused = True
-        self.since_pause = 0
 
     def resumeProducing(self) -> None:
         self.paused = False
-        self.pump()
+        self.grant()
 
     def stopProducing(self) -> None:
         self._gone(None)
 
-    def pump(self) -> None:
-        # Reads go on while the client catches up with up to one window
-        # already written (the transport pauses us at every big write): the
-        # pipeline stays full, and memory stays within two windows.
-        while not self.ended and len(self.queue) < WINDOW and \
-                (not self.paused or self.since_pause + CHUNK * len(self.queue) < WINDOW * CHUNK):
-            slot: List[Any] = [False, None]
-            self.queue.append(slot)
-            self.link.read_stream(self.stream).addBoth(self._arrived, slot)
+    def grant(self) -> None:
+        """
+        Give the other side more credit, once half the window is used and
+        the client is not behind.
+        """
+        if not self.ended and not self.paused and \
+                self.granted - self.received <= WINDOW // 2:
+            more = self.received + WINDOW - self.granted
+            self.granted += more
+            self.link.want_stream(self.stream, more)
 
-    def _arrived(self, result: Any, slot: List[Any]) -> None:
-        # Answers come back in the order asked; write them in that order.
-        slot[0], slot[1] = True, result
-        while self.queue and self.queue[0][0]:
-            data = self.queue.pop(0)[1]
-            if self.ended:
-                continue
-            if isinstance(data, Failure):
-                log.warn("download of stream {stream} broke: {error}", stream=self.stream,
-                         error=data.getErrorMessage())
-                self._finish(abort=True)
-                return
-            if not data:
-                self._finish()
-                return
-            self.since_pause += len(data)
-            self.request.write(data)
-        self.pump()
+    def data(self, data: bytes) -> Optional[str]:
+        """
+        A piece of the stream arrived (C{b""}: the end).
+
+        @return: why the other side broke the protocol, or C{None}.
+        """
+        if self.ended:
+            return None
+        if not data:
+            self._finish()
+            return None
+        self.received += len(data)
+        if self.received > self.granted:
+            self._finish(abort=True)
+            return f"it sent {self.received - self.granted} bytes more than asked for"
+        self.request.write(data)
+        self.grant()
+        return None
+
+    def failed(self, reason: str) -> None:
+        """
+        The other side cannot go on.
+        """
+        if not self.ended:
+            log.warn("download of stream {stream} broke: {error}", stream=self.stream,
+                     error=reason)
+            self._finish(abort=True)
 
     def _finish(self, abort: bool = False) -> None:
         if self.ended:
@@ -567,9 +733,11 @@ class _Download:
         self.ended = True
         self.link.close_stream(self.stream)
         self.request.unregisterProducer()
-        if abort and self.request.channel is not None:
-            self.request.channel.transport.abortConnection()  # type: ignore[union-attr]
-            return
+        if abort:
+            transport = getattr(self.request.channel, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+                return
         self.request.finish()
 
 
@@ -620,7 +788,7 @@ class FileServer(Resource):
             link.close_stream(stream)
             request.finish()
             return
-        _Download(request, link, stream).pump()
+        link.receive_stream(stream, _Download(request, link, stream))
 
     def _refused(self, f: Failure, request: Request, answerable: Callable[[], bool]) -> None:
         if not answerable():

@@ -15,14 +15,16 @@ from typing import Any, Callable, Deque, List, Optional
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol, connectionDone
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
+from .._backoff import Backoff
 from .agent import Agent, Link
-from .protocol import GREETING
+from .protocol import GREETING, GREETING_PREFIX
 
 #: bytes the far side may print before its greeting (a login banner)
 MAX_PREAMBLE = 64 * 1024
+#: socket buffer and read size of the command's standard output
+STREAM_BUFFER = 1024 * 1024
 
 
 class _StreamEnd(Protocol):
@@ -33,6 +35,11 @@ class _StreamEnd(Protocol):
 
     def __init__(self, owner: ProcessStream) -> None:
         self.owner = owner
+
+    def connectionMade(self) -> None:
+        # Big reads when the command has written ahead (files crossing):
+        # fewer trips through the event loop per megabyte.
+        self.transport.bufferSize = STREAM_BUFFER  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
         self.owner._stdout(data)
@@ -74,6 +81,8 @@ class ProcessStream(ProcessProtocol):
         """
         ours, theirs = socket.socketpair()
         try:
+            for end, option in ((ours, socket.SO_RCVBUF), (theirs, socket.SO_SNDBUF)):
+                end.setsockopt(socket.SOL_SOCKET, option, STREAM_BUFFER)
             self.reactor.spawnProcess(self, argv[0], argv, env=env,
                                       childFDs={0: theirs.fileno(), 1: theirs.fileno(),
                                                 2: "r"})
@@ -102,6 +111,18 @@ class ProcessStream(ProcessProtocol):
         self.preamble += data
         at = self.preamble.find(GREETING)
         if at < 0:
+            other = self.preamble.find(GREETING_PREFIX)
+            end = self.preamble.find(b"\n", other)
+            if other >= 0 and end >= 0:
+                theirs = self.preamble[other + len(GREETING_PREFIX):end].decode("ascii",
+                                                                                "replace")
+                ours = GREETING[len(GREETING_PREFIX):].decode().strip()
+                self.stderr_tail.append(
+                    f"the far side's samptwist speaks link protocol {theirs[:20]}, this one "
+                    f"{ours}: install the same samptwist version on both sides")
+                self.signal("KILL")
+                self.preamble = b""
+                return
             if len(self.preamble) > MAX_PREAMBLE:
                 self.stderr_tail.append("the far side printed too much without starting "
                                         "the samptwist agent")
@@ -167,9 +188,8 @@ class ProcessStream(ProcessProtocol):
 class Connector:
     """
     Keeps a link to the far side up: runs C{argv}, and when it ends waits
-    (C{first_delay}, doubling up to C{max_delay}; back to C{first_delay}
-    after a link that lasted 30 s)
-    and runs it again.
+    (L{Backoff}: C{first_delay}, doubling up to C{max_delay}; back to
+    C{first_delay} after a link that lasted 30 s) and runs it again.
     """
 
     def __init__(self, reactor: Any, agent: Agent, argv: List[str], *,
@@ -186,8 +206,8 @@ class Connector:
         self.env = dict(os.environ if env is None else env)
         # This side's hub is not the far side's: never hand its lockfile on.
         self.env.pop("SAMP_HUB", None)
-        self.first_delay = first_delay
-        self.max_delay = max_delay
+        self.backoff = Backoff(reactor, first=first_delay, maximum=max(first_delay, max_delay),
+                               reset_after=30.0)
         self.retry = retry
         self.attempts = 0
         self.current: Optional[ProcessStream] = None
@@ -230,13 +250,11 @@ class Connector:
         @return: the exit status: 0 after L{stop}, 1 if the far side could
             not be started at the first attempt (or at all, without retry).
         """
-        delay = self.first_delay
         ever_linked = False
         while not self._stopping:
-            started = self.reactor.seconds()
+            self.backoff.started()
             stream = self.start_once()
             await stream.ended
-            lasted = self.reactor.seconds() - started
             ever_linked = ever_linked or stream.greeted
             if self._stopping:
                 return 0
@@ -254,13 +272,11 @@ class Connector:
                 if not self.retry:
                     self.complain(f"the link to {self.description} ended ({why})")
                     return 1
-                if lasted >= 30:
-                    delay = self.first_delay
+            delay = self.backoff.next_delay()  # back to the first after a long link
             self.say(f"reconnecting to {self.description} in {delay:g}s")
-            self._wait = deferLater(self.reactor, delay, lambda: None)
+            self._wait = self.backoff.wait(delay)
             try:
                 await self._wait
             except Exception:
                 return 0
-            delay = min(delay * 2, self.max_delay)
         return 0

@@ -8,6 +8,14 @@ Every command names clients by their id on the hub where they live; no hub
 secret, private key or hub URL ever crosses.  Values that are SAMP maps
 travel as JSON, split over as many AMP values as they need (an AMP value
 holds at most 65535 bytes), up to L{MAX_JSON} bytes.
+
+After the greeting the stream is a sequence of frames (L{FramedAMP}): a
+kind byte and a 4-byte length, then an AMP box (kind C{A}) or a piece of a
+file (kind C{D}: a 4-byte stream number, then up to L{DATA_CHUNK} bytes; an
+empty piece ends the stream).  File data thus travels outside AMP's 64 KiB
+values, in big pieces, and is pushed by the side that has the file as far
+as the reader's credit (L{FileWant}) allows, so memory stays bounded on
+both sides without one round trip per piece.
 """
 
 from __future__ import annotations
@@ -18,14 +26,113 @@ from typing import Any, Dict, List, Type
 from twisted.protocols import amp
 
 #: the greeting line the agent writes before speaking AMP
-GREETING = b"SAMPTWIST-REMOTE 1\n"
+GREETING_PREFIX = b"SAMPTWIST-REMOTE "
+GREETING = GREETING_PREFIX + b"2\n"
 #: protocol version (answered by L{Hello})
-VERSION = 1
+VERSION = 2
 #: largest JSON value accepted, in bytes
 MAX_JSON = 16 * 1024 * 1024
 _PIECE = 65000
-#: bytes per read of a file (in four AMP values)
-CHUNK = 4 * _PIECE
+#: most bytes of a file in one data frame
+DATA_CHUNK = 512 * 1024
+#: most credit a reader may hold per stream (bytes asked for, not yet sent)
+MAX_CREDIT = 64 * 1024 * 1024
+#: frame kinds
+AMP_FRAME = 0x41
+DATA_FRAME = 0x44
+_HEADER = 5
+#: largest frame accepted of each kind
+MAX_FRAME = {AMP_FRAME: MAX_JSON + 1024 * 1024, DATA_FRAME: DATA_CHUNK + 4}
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    """
+    @return: C{payload} as one frame of C{kind} (for tests and other peers).
+    """
+    return bytes([kind]) + len(payload).to_bytes(4, "big") + payload
+
+
+class FrameError(Exception):
+    """
+    The stream holds something that is not a frame of this protocol.
+    """
+
+
+class FramedAMP(amp.AMP):
+    """
+    AMP whose boxes travel in C{A} frames, beside C{D} frames of file data
+    (L{dataFrameReceived}, L{sendData}).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inbox = bytearray()
+
+    def sendBox(self, box: amp.AmpBox) -> None:
+        if self.transport is None:
+            from twisted.internet.error import ConnectionLost
+
+            raise ConnectionLost()
+        data = box.serialize()
+        self.transport.writeSequence([bytes([AMP_FRAME]), len(data).to_bytes(4, "big"), data])
+
+    def sendData(self, stream: int, data: bytes) -> None:
+        """
+        Send C{data} (at most L{DATA_CHUNK} bytes; empty: the end) of C{stream}.
+        """
+        assert self.transport is not None and len(data) <= DATA_CHUNK
+        self.transport.writeSequence([bytes([DATA_FRAME]), (len(data) + 4).to_bytes(4, "big"),
+                                      stream.to_bytes(4, "big"), data])
+
+    def framingStopped(self) -> bool:
+        """
+        @return: whether to stop reading frames (the link was cut off).
+        """
+        return False
+
+    def dataReceived(self, data: bytes) -> None:
+        buf = self._inbox
+        buf += data
+        at = 0
+        try:
+            while len(buf) - at >= _HEADER and not self.framingStopped():
+                kind = buf[at]
+                size = int.from_bytes(buf[at + 1:at + _HEADER], "big")
+                limit = MAX_FRAME.get(kind)
+                if limit is None:
+                    raise FrameError(f"unknown frame kind {kind}")
+                if size > limit or (kind == DATA_FRAME and size < 4):
+                    raise FrameError(f"a frame of {size} bytes")
+                end = at + _HEADER + size
+                if len(buf) < end:
+                    break
+                start, at = at + _HEADER, end
+                if kind == DATA_FRAME:
+                    stream = int.from_bytes(buf[start:start + 4], "big")
+                    start += 4
+                with memoryview(buf) as view:  # one copy out of the buffer
+                    payload = bytes(view[start:end])
+                if kind == AMP_FRAME:
+                    super().dataReceived(payload)
+                else:
+                    self.dataFrameReceived(stream, payload)
+        except FrameError as e:
+            at = len(buf)
+            self.frameError(str(e))
+        finally:
+            del buf[:at]
+
+    def dataFrameReceived(self, stream: int, data: bytes) -> None:
+        """
+        A piece of C{stream} arrived (C{b""}: its end).
+        """
+
+    def frameError(self, text: str) -> None:
+        """
+        Something that is not a frame arrived.
+        """
+        if self.transport is not None:
+            self.transport.loseConnection()
 
 
 class JSONValue(amp.Argument):
@@ -62,32 +169,6 @@ class JSONValue(amp.Argument):
             objects[name.decode("ascii")] = json.loads(b"".join(parts))
         except ValueError as e:
             raise amp.RemoteAmpError(b"BAD_JSON", f"{name.decode()}: not JSON: {e}") from None
-
-
-class BigBytes(amp.Argument):
-    """
-    Bytes, split over the keys C{NAME}, C{NAME.1}, ... (at most L{CHUNK}
-    bytes in all).
-    """
-
-    def toBox(self, name: bytes, strings: Dict[bytes, bytes], objects: Dict[str, Any],
-              proto: Any) -> None:
-        data = objects[name.decode("ascii")]
-        if len(data) > CHUNK:
-            raise ValueError(f"{len(data)} bytes, more than {CHUNK}")
-        strings[name] = data[:_PIECE]
-        for n, start in enumerate(range(_PIECE, len(data), _PIECE), 1):
-            strings[name + b"." + str(n).encode()] = data[start:start + _PIECE]
-
-    def fromBox(self, name: bytes, strings: Dict[bytes, bytes], objects: Dict[str, Any],
-                proto: Any) -> None:
-        parts = [strings.get(name, b"")]
-        for n in range(1, CHUNK // _PIECE + 1):
-            piece = strings.get(name + b"." + str(n).encode())
-            if piece is None:
-                break
-            parts.append(piece)
-        objects[name.decode("ascii")] = b"".join(parts)
 
 
 class Refused(Exception):
@@ -167,14 +248,26 @@ class FileOpen(amp.Command):
     errors = _ERRORS
 
 
-class FileRead(amp.Command):
+class FileWant(amp.Command):
     """
-    The next bytes (at most L{CHUNK}) of an open stream; empty at the end.
+    The reader of an open stream may take C{size} more bytes (its credit):
+    the side that has the file sends data frames up to that much.
     """
 
-    arguments = [(b"stream", amp.Integer())]
-    response = [(b"data", BigBytes())]
-    errors = _ERRORS
+    arguments = [(b"stream", amp.Integer()), (b"size", amp.Integer())]
+    response = []  # type: ignore[var-annotated]
+    requiresAnswer = False
+
+
+class FileFailed(amp.Command):
+    """
+    An open stream cannot go on (the file could not be read): the reader
+    gives up on it.
+    """
+
+    arguments = [(b"stream", amp.Integer()), (b"reason", amp.Unicode())]
+    response = []  # type: ignore[var-annotated]
+    requiresAnswer = False
 
 
 class FileClose(amp.Command):

@@ -17,9 +17,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List
 
 import peers
 
@@ -125,21 +125,30 @@ SetEnv HOME={home} PYTHONPATH={ROOT} PYTHONUNBUFFERED=1
     Path("/run/sshd").mkdir(exist_ok=True)
     script = (f"ip link set lo up && mount -t tmpfs none {r}/remote-only && "
               f"mkdir -p {home} && exec {tools['sshd']} -D -e -f {r}/sshd_config")
-    log = open(r / "sshd.log", "wb")
+    log = open(r / "sshd.log", "w")
     proc = subprocess.Popen([tools["unshare"], "--net", "--mount", "--pid", "--fork",
                              "--kill-child", "--mount-proc", "bash", "-c", script],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = peers.Inbox()
+
+    def drain() -> None:  # sshd's log, line by line, until it ends
+        assert proc.stdout is not None
+        for line in iter(proc.stdout.readline, ""):
+            log.write(line)
+            log.flush()
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=drain, daemon=True).start()
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        pid: Optional[int] = None
-        while pid is None and time.monotonic() < deadline and proc.poll() is None:
-            kids = _children(proc.pid)
-            if kids and Path(f"/proc/{kids[0]}/exe").resolve().name == "sshd":
-                pid = kids[0]
-            else:
-                time.sleep(0.05)
-        assert pid is not None, f"sshd did not start: {(r / 'sshd.log').read_text()}"
+        # sshd (-D -e) says when it listens; the wait ends with that line or its end.
+        said = lines.wait_for(lambda line: line is None or "Server listening" in line,
+                              START_TIMEOUT, what="sshd listening")
+        assert said is not None, f"sshd did not start: {(r / 'sshd.log').read_text()}"
+        kids = _children(proc.pid)
+        assert kids and Path(f"/proc/{kids[0]}/exe").resolve().name == "sshd", kids
+        pid = kids[0]
         config = r / "ssh_config"
         config.write_text(f"""\
 Host remote
@@ -156,15 +165,10 @@ Host remote
 TCP:127.0.0.1:{SSH_PORT}
 """)
         machine = RemoteMachine(r, proc, pid, home, config, tools)
-        while True:
-            done = subprocess.run(machine.ssh + ["remote", "echo", "$HOME"], capture_output=True,
-                                  text=True, timeout=30, stdin=subprocess.DEVNULL)
-            if done.returncode == 0:
-                assert done.stdout.strip() == str(home), done.stdout
-                break
-            assert time.monotonic() < deadline, f"ssh failed: {done.stderr}\n" \
-                f"{(r / 'sshd.log').read_text()}"
-            time.sleep(0.2)
+        done = subprocess.run(machine.ssh + ["remote", "echo", "$HOME"], capture_output=True,
+                              text=True, timeout=START_TIMEOUT, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and done.stdout.strip() == str(home), \
+            f"ssh failed: {done.stdout} {done.stderr}\n{(r / 'sshd.log').read_text()}"
         assert not home.exists(), "the remote HOME is visible from the desktop side"
         yield machine
     finally:

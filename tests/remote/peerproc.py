@@ -85,14 +85,26 @@ class PeerProcess:
 
     def wait_names(self, predicate: Callable[[List[str]], bool], timeout: float,
                    what: str) -> List[str]:
+        """
+        The names of the clients the peer sees, once C{predicate} holds:
+        asked again after each hub event the peer receives (no polling).
+        """
         deadline = time.monotonic() + timeout
         while True:
+            seen = max((e.get("n", 0) for e in self.events.snapshot()
+                        if e.get("event") == "hub-event"), default=0)
             names = self.names()
             if predicate(names):
                 return names
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: {self.name} sees {names}")
-            time.sleep(0.1)
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise AssertionError("timed out")
+                self.wait(lambda e, seen=seen: e.get("event") == "hub-event"
+                          and e.get("n", 0) > seen,
+                          remaining, "a hub event")
+            except AssertionError:
+                raise AssertionError(f"{what}: {self.name} sees {names}") from None
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -22,6 +22,7 @@ from samptwist.errors import SAMPCallError
 from samptwist.mirror import MARKER, HubSide
 from samptwist.remote import protocol as P
 from samptwist.remote.agent import LOCATION, Agent, Limits, Link
+from samptwist.remote.files import _Download
 from samptwist.testing import MemoryHub, MemoryRig, failure_of, result_of
 
 
@@ -193,18 +194,11 @@ def test_file_urls_cross_as_tokens_served_only_if_sent(tmp_path):
     pair.settle()
     stream, size, kind = result_of(opened)
     assert size == data.stat().st_size and kind == "application/x-votable+xml"
-    chunks = []
-    while True:
-        d = desk_link.read_stream(stream)
-        pair.settle()
-        chunk = result_of(d)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    assert b"".join(chunks) == data.read_bytes()
-    desk_link.close_stream(stream)
+    sink = Sink()
+    desk_link.receive_stream(stream, _Download(sink, desk_link, stream))  # type: ignore[arg-type]
     pair.settle()
-    assert far_link.streams.open == {}
+    assert sink.finished and b"".join(sink.written) == data.read_bytes()
+    assert far_link.streams.open == {} and desk_link.downloads == {}
     # The lifetime ends: the token is gone on both sides.
     pair.rig.reactor.advance(3601)
     assert not pair.desk.imports.known(token)
@@ -214,6 +208,76 @@ def test_file_urls_cross_as_tokens_served_only_if_sent(tmp_path):
     late = caught(desk_link.open_remote(token))
     pair.settle()
     assert "lifetime is over" in refusal(late) and far_link.cut_reason is None
+
+
+class Sink:
+    """The part of an HTTP request a download uses, with a client that may fall behind."""
+
+    def __init__(self) -> None:
+        self.written: List[bytes] = []
+        self.finished = False
+        self.producer: Any = None
+        self.channel = None
+        self._done: List[Deferred] = []
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        assert streaming
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def finish(self) -> None:
+        self.finished = True
+        for d in self._done:
+            d.callback(None)
+
+    def notifyFinish(self) -> Deferred:
+        d: Deferred = Deferred()
+        self._done.append(d)
+        return d
+
+
+def test_downloads_are_flow_controlled_by_their_client(tmp_path):
+    """A client that falls behind stops the sender within one window; memory stays bounded."""
+    from samptwist.remote.files import WINDOW
+
+    pair = Pair(Limits(silence=10 ** 6))
+    data = tmp_path / "big.fits"
+    data.write_bytes(bytes(range(256)) * (6 * WINDOW // 256))
+    urls, notebook, desk_link, far_link = loader(pair, "ds9", "image.load.fits")
+    d = notebook.notify(notebook.tracker.find("ds9"), "image.load.fits", {"url": data.as_uri()})
+    pair.settle()
+    result_of(d)
+    opened = desk_link.open_remote(urls[0].split("/")[3])
+    pair.settle()
+    stream, size, _ = result_of(opened)
+    sink = Sink()
+    download = _Download(sink, desk_link, stream)  # type: ignore[arg-type]
+    download.pauseProducing()  # the client is slow from the start: no credit
+    desk_link.receive_stream(stream, download)
+    pair.settle()
+    assert sink.written == [] and desk_link.downloads
+    download.resumeProducing()  # one window of credit...
+    download.pauseProducing()  # ...and the client falls behind again
+    pair.settle(40)
+    got = sum(map(len, sink.written))
+    assert got == WINDOW < size and not sink.finished  # nothing beyond the credit
+    sink.producer.resumeProducing()
+    pair.settle(200)
+    assert sink.finished and b"".join(sink.written) == data.read_bytes()
+    assert far_link.streams.open == {} and desk_link.downloads == {}
+
+
+def test_data_never_asked_for_cuts_the_link_off(logged):
+    pair, viewer, link, evil = hostile_pair()
+    evil.sendData(7, b"unsolicited")
+    pair.settle()
+    assert "stream 7, never opened" in (link.cut_reason or ""), link.cut_reason
+    still_serving(pair, viewer)
 
 
 def test_size_limit_refuses_big_files(tmp_path):
@@ -278,7 +342,7 @@ def test_silent_link_is_cut_after_the_silence_limit(pair):
 # -- a hostile far side -------------------------------------------------------
 
 
-class Hostile(amp.AMP):
+class Hostile(P.FramedAMP):
     """Speaks just enough AMP to say hello, then misbehaves."""
 
     def connectionMade(self) -> None:
@@ -331,20 +395,28 @@ def still_serving(pair: Pair, viewer: SAMPClient) -> None:
 
 def test_garbage_cuts_the_link_off(logged):
     pair, viewer, link, evil = hostile_pair()
-    evil.transport.write(b"\x00\x05hello\x00\x03bad\x00\x00")  # a box with no command
+    # a box with no command, in an AMP frame
+    evil.transport.write(P.frame(P.AMP_FRAME, b"\x00\x05hello\x00\x03bad\x00\x00"))
     pair.settle()
     assert link.cut_reason and "not the samptwist remote protocol" in link.cut_reason
     assert any("cutting off evil" in e for e in logged), logged
     still_serving(pair, viewer)
+    # bytes that are not frames at all, or frames too big
+    for junk in (b"\x00\x05hello", P.frame(P.DATA_FRAME, b"") , b"A\xff\xff\xff\xff"):
+        pair, viewer, link, evil = hostile_pair()
+        evil.transport.write(junk)
+        pair.settle()
+        assert "not the samptwist remote protocol" in (link.cut_reason or ""), junk
+        still_serving(pair, viewer)
 
 
 def test_unknown_command_and_overlong_key_cut_the_link_off(logged):
     pair, viewer, link, evil = hostile_pair()
-    evil.transport.write(amp.AmpBox(_command=b"Steal", _ask=b"1").serialize())
+    evil.sendBox(amp.AmpBox(_command=b"Steal", _ask=b"1"))
     pair.settle()
     assert "unknown command" in (link.cut_reason or "")
     pair, viewer, link, evil = hostile_pair()
-    evil.transport.write(b"\x01\x00" + b"k" * 256)
+    evil.transport.write(P.frame(P.AMP_FRAME, b"\x01\x00" + b"k" * 256))
     pair.settle()
     assert "AMP key of" in (link.cut_reason or ""), link.cut_reason
     still_serving(pair, viewer)

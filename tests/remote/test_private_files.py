@@ -1,7 +1,9 @@
 """
 Files that never cross a remote link, whoever names them in a message
 (samptwist.remote.files.private_reason): ssh and GnuPG keys, SAMP lockfiles
-(hub secrets), remembered consents, anything that starts like a private key.
+(hub secrets), remembered consents, anything that starts like a private key;
+and which do (SharePolicy): files in HOME outside its hidden files, in the
+temporary directory, or in a directory shared with --share.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from samptwist.remote.files import Exports, private_reason
@@ -70,3 +73,44 @@ def test_a_message_naming_a_key_keeps_its_file_url(tmp_path, monkeypatch):
     assert len(exports.entries) == 1
     (entry,) = exports.entries.values()
     assert entry.target == os.path.realpath(home / "table.vot")
+
+
+def test_only_files_in_shared_places_cross(tmp_path):
+    from samptwist.remote.files import SharePolicy
+
+    home = tmp_path / "home"
+    (home / ".config" / "gcloud").mkdir(parents=True)
+    (home / "data").mkdir()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    elsewhere = tmp_path / "survey"
+    elsewhere.mkdir()
+    files = {name: tmp_path / name for name in (
+        "home/data/t.vot", "home/.netrc", "home/.config/gcloud/creds.json", "tmp/a.fits",
+        "survey/big.fits")}
+    for path in files.values():
+        path.write_text("x")
+    policy = SharePolicy(home=home, env={}, temp=str(temp))
+    assert policy.refuse(files["home/data/t.vot"]) is None
+    assert policy.refuse(files["tmp/a.fits"]) is None
+    assert "hidden" in policy.refuse(files["home/.netrc"])
+    assert "hidden" in policy.refuse(files["home/.config/gcloud/creds.json"])
+    assert "outside the shared places" in policy.refuse(files["survey/big.fits"])
+    assert "--share DIR" in policy.refuse(files["survey/big.fits"])
+    # A link from a shared place to elsewhere counts where it leads.
+    (home / "data" / "link.fits").symlink_to(files["survey/big.fits"])
+    assert "outside" in policy.refuse(home / "data" / "link.fits")
+    shared = SharePolicy(home=home, env={}, temp=str(temp), shared=[str(elsewhere)])
+    assert shared.refuse(files["survey/big.fits"]) is None
+    assert shared.refuse(home / "data" / "link.fits") is None
+
+
+def test_a_key_in_a_shared_place_is_refused_when_read(tmp_path):
+    from samptwist.remote.files import FileSource
+    from samptwist.remote.protocol import Refused
+    from samptwist.testing import failure_of
+
+    key = tmp_path / "backup"
+    key.write_bytes(KEY)
+    f = failure_of(Deferred.fromCoroutine(FileSource(str(key), 10 ** 6).start()))
+    assert f.check(Refused) and "private key" in str(f.value)

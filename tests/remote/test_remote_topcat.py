@@ -53,16 +53,18 @@ def test_topcat_loads_a_remote_table_and_the_notebook_helper(hub, topcat, machin
             assert loaded["response"]["samp.status"] == "samp.ok", loaded
 
             def highlight(row: int) -> dict:
-                # TOPCAT answers the load before the table joins its list.
+                # TOPCAT answers the load before the table joins its list: ask
+                # again as each answer comes back (paced by the round trips,
+                # bounded in count and time), never on a timer.
                 deadline = time.monotonic() + 60
-                while True:
+                for _ in range(200):
                     answer = far.ask("result", op="call_and_wait", to="topcat",
                                      mtype="table.highlight.row",
                                      params={"table-id": "stars", "row": str(row)}, timeout=60)
-                    text = json.dumps(answer["response"])
-                    if "No table with" not in text or time.monotonic() > deadline:
-                        return answer
-                    time.sleep(0.5)
+                    if "No table with" not in json.dumps(answer["response"]) or \
+                            time.monotonic() > deadline:
+                        break
+                return answer
 
             last = highlight(rows - 1)
             assert last["response"]["samp.status"] == "samp.ok", last

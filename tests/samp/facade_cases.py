@@ -69,13 +69,14 @@ def connected(hub):
         client.disconnect()
 
 
-def wait_for(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+def hub_stopped(server) -> threading.Event:
+    """An Event set once the hub behind the facade has stopped (no polling)."""
+    from samptwist._reactorthread import run_in_reactor
+
+    done = threading.Event()
+    service = server._running.service
+    run_in_reactor(lambda: service.when_stopped().addBoth(lambda _: done.set()))
+    return done
 
 
 # -- SAMPHubProxy -------------------------------------------------------------
@@ -527,7 +528,8 @@ def test_constructor_arguments(tmp_path):
 def test_hub_timeout_stops_an_idle_hub(tmp_path):
     server = SAMPHubServer(web_profile=False, lockfile=str(tmp_path / "l"), timeout=1)
     server.start()
-    assert wait_for(lambda: not server.is_running)
+    assert hub_stopped(server).wait(WAIT)
+    assert not server.is_running
     assert not (tmp_path / "l").exists()
 
 
@@ -539,12 +541,18 @@ def test_client_timeout_unregisters_a_silent_client(tmp_path):
         silent.connect(hub=server)
         watcher.connect(hub=server)
         gone = silent.get_public_id()
+        left = threading.Event()
 
-        def still_there():
-            watcher.ping()  # keeps the watcher active
-            return gone not in watcher.get_registered_clients()
+        def unregistered(private_key, sender_id, mtype, params, extra):
+            if params.get("id") == gone:
+                left.set()
 
-        assert wait_for(still_there)
+        watcher.bind_receive_notification("samp.hub.event.unregister", unregistered)
+        deadline = time.monotonic() + WAIT
+        while not left.wait(0.25):  # woken by the hub's event
+            assert time.monotonic() < deadline, "the silent client was not unregistered"
+            watcher.ping()  # keeps the watcher itself active meanwhile
+        assert gone not in watcher.get_registered_clients()
         watcher.disconnect()
     finally:
         server.stop()
@@ -577,19 +585,24 @@ class _Dialog(WebProfileDialog):
         self.consent() if self.allow else self.reject()
 
     def poll(self):
+        # Woken by each request the hub queues (a bounded wait on the queue).
         while self.polling:
+            try:
+                request = self.queue_request.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            self.queue_request.put(request)
             self.handle_queue()
-            time.sleep(0.02)
 
 
 @pytest.mark.parametrize("allow", [True, False])
 def test_web_profile_dialog_decides(tmp_path, allow):
     dialog = _Dialog(allow)
-    poller = threading.Thread(target=dialog.poll, daemon=True)
-    poller.start()
     server = SAMPHubServer(web_profile_dialog=dialog, web_port=0,
                            lockfile=str(tmp_path / "l"))
-    server.start()
+    server.start()  # sets the dialog's queues
+    poller = threading.Thread(target=dialog.poll, daemon=True)
+    poller.start()
     try:
         assert server._web_port != 0
         web = SAMPXXEServerProxy(f"http://127.0.0.1:{server._web_port}/")

@@ -8,6 +8,7 @@ output.
 """
 
 import io
+import itertools
 import json
 import sys
 import threading
@@ -105,6 +106,17 @@ def on_note(key, sender, mtype, params, extra):
 for mtype in ("table.load.votable", "image.load.fits", "test.echo", "bench.fetch"):
     client.bind_receive_call(mtype, on_call)
 client.bind_receive_notification("test.note", on_note)
+hub_events = itertools.count(1)
+
+
+def on_hub_event(key, sender, mtype, params, extra):
+    # Numbered, so that a wait can ask for one newer than it has seen.
+    emit(event="hub-event", n=next(hub_events), mtype=mtype)
+
+
+for mtype in ("samp.hub.event.register", "samp.hub.event.unregister",
+              "samp.hub.event.metadata", "samp.hub.event.subscriptions"):
+    client.bind_receive_notification(mtype, on_hub_event)
 
 
 def clients():
