@@ -42,6 +42,19 @@ def available(kind: str) -> Optional[str]:
     return None
 
 
+def twistd_script() -> Optional[str]:
+    """
+    @return: the C{twistd} script installed beside this interpreter (what a
+        virtualenv's or pip's user runs), else the first on C{PATH}.  Not a
+        shim in front of it (pyenv's C{shims/twistd} runs bash and C{pyenv
+        exec} first, ~0.1 s that is no hub's cost), if the real one is found.
+    """
+    beside = Path(sys.executable).parent / "twistd"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("twistd")
+
+
 class HubProcess:
     """One running hub.  C{url}, C{secret}, C{pid} once L{start} returns."""
 
@@ -54,6 +67,9 @@ class HubProcess:
         self.secret = ""
         #: seconds from exec until the lockfile's hub answered samp.hub.ping
         self.start_seconds = float("nan")
+        #: CPU seconds the hub process had used by then (user + system): what
+        #: the start costs, whatever else the machine is doing
+        self.start_cpu_seconds = float("nan")
 
     @property
     def pid(self) -> int:
@@ -63,7 +79,7 @@ class HubProcess:
     def command(self) -> List[str]:
         lock = str(self.lockfile)
         if self.kind == "samptwist":
-            twistd = shutil.which("twistd")
+            twistd = twistd_script()
             base = [twistd] if twistd else [sys.executable, "-m", "twisted.scripts.twistd"]
             return base + ["-n", "--pidfile=", "samphub", "--lockfile", lock, "--no-web"]
         if self.kind == "pyvo":
@@ -75,6 +91,11 @@ class HubProcess:
 
     def start(self, poll: float = 0.05) -> HubProcess:
         env = dict(os.environ)
+        # As after `pip install`, which compiles every module: the hubs read
+        # cached bytecode (written by the first start of each) instead of
+        # compiling their sources at every start, as they would where the
+        # environment sets PYTHONDONTWRITEBYTECODE (this one does).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["HOME"] = str(self.home)
         env.pop("SAMP_HUB", None)
         env["JAVA_TOOL_OPTIONS"] = f"-Duser.home={self.home} -Djsamp.localhost=127.0.0.1"
@@ -97,6 +118,7 @@ class HubProcess:
                     self.url, self.secret = info["samp.hub.xmlrpc.url"], info["samp.secret"]
                     xmlrpc.client.ServerProxy(self.url).samp.hub.ping()
                     self.start_seconds = time.monotonic() - started
+                    self.start_cpu_seconds = cpu_seconds(self.pid)
                     return self
                 except (KeyError, OSError, xmlrpc.client.Error):
                     pass

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -42,6 +43,73 @@ from .limits import DEFAULT_LIMITS, Limits
 from .pages import HubRoot
 from .standard import StandardProfile
 from .status import StatusMonitor, StatusResource, status_url
+
+
+class PlainTCP(NamedTuple):
+    """What C{reactor.listenTCP} needs for a C{tcp:} or C{tcp6:} endpoint."""
+
+    port: int
+    interface: str
+    backlog: int
+
+
+#: an endpoint string's separators: the colons not escaped with a backslash
+_FIELD = re.compile(r"(?<!\\):")
+
+
+def plain_tcp(description: str) -> Optional[PlainTCP]:
+    """
+    Read a C{tcp:} or C{tcp6:} server endpoint string that names only a
+    port, C{interface=} and C{backlog=} (the hub's default,
+    C{tcp:0:interface=127.0.0.1}, and what users write), so that the hub
+    can listen on it without L{twisted.internet.endpoints}, which imports
+    pyOpenSSL and cryptography wherever they are installed.
+
+    @return: the port, interface and backlog (Twisted's defaults: every
+        IPv4 interface for C{tcp:}, every IPv6 one for C{tcp6:}, backlog
+        50), or C{None} for any other string, which is left to
+        L{serverFromString<twisted.internet.endpoints.serverFromString>}.
+    """
+    kind, *fields = _FIELD.split(description)
+    if kind not in ("tcp", "tcp6") or not fields:
+        return None
+    values = {"interface": "" if kind == "tcp" else "::", "backlog": "50"}
+    if "=" not in fields[0]:
+        values["port"] = fields.pop(0)
+    for field in fields:
+        name, equals, value = field.partition("=")
+        value = value.replace("\\:", ":")
+        if not equals or name not in ("port", "interface", "backlog") or "\\" in value:
+            return None  # other options or escapes: Twisted's parser knows them
+        values[name] = value
+    try:
+        port, backlog = int(values["port"]), int(values["backlog"])
+    except (KeyError, ValueError):
+        return None
+    if not 0 <= port <= 65535 or backlog <= 0:
+        return None
+    return PlainTCP(port, values["interface"], backlog)
+
+
+def listen(reactor: Any, description: str, factory: Any) -> Deferred[Any]:
+    """
+    Listen on server endpoint string C{description}.
+
+    @return: a L{Deferred} firing with the listening port, or failing with
+        L{CannotListenError<twisted.internet.error.CannotListenError>} (or
+        the endpoint parser's C{ValueError}).
+    """
+    tcp = plain_tcp(description)
+    if tcp is not None:
+        return defer.execute(
+            reactor.listenTCP, tcp.port, factory, backlog=tcp.backlog, interface=tcp.interface
+        )
+    # Any other kind (unix:, ssl:, systemd:, a plugin's): Twisted's parser.
+    from twisted.internet.endpoints import serverFromString
+
+    return defer.execute(serverFromString, reactor, description).addCallback(
+        lambda endpoint: endpoint.listen(factory)
+    )
 
 
 def ping_hub(reactor: Any, url: str, timeout: float = 2.0) -> Deferred:
@@ -330,13 +398,7 @@ class HubService(MultiService):
         d.addCallbacks(self._started, self._start_failed)
 
     async def _start(self) -> HubService:
-        # Imported when the hub starts listening, not when the plugin loads
-        # (endpoints imports pyOpenSSL and cryptography where installed, as
-        # Twisted's reactor itself does once it runs).
-        from twisted.internet.endpoints import serverFromString
-
-        endpoint = serverFromString(self.reactor, self.listen)
-        self._port = await endpoint.listen(self.site)
+        self._port = await listen(self.reactor, self.listen, self.site)
         address = self._port.getHost()
         base = f"http://{url_host(getattr(address, 'host', '127.0.0.1'))}:{address.port}/"
         self.url = base + "xmlrpc"

@@ -2,9 +2,10 @@
 What each entry point imports (issue 16): the hub process (C{twistd
 samphub}, which imports L{samptwist.tap}) loads neither the client library
 nor treq, Twisted's HTTP client, the endpoint machinery (which pulls in
-pyOpenSSL and cryptography) nor the Web Profile; the client does not import
-the hub.  Checked in fresh interpreters, so nothing this test process has
-imported already hides a regression.
+pyOpenSSL and cryptography) nor the Web Profile, and a running hub that
+listens on plain TCP has no TLS stack until an https callback needs one;
+the client does not import the hub.  Checked in fresh interpreters, so
+nothing this test process has imported already hides a regression.
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ TAP_MODULES = {
 #: third-party distributions it may load: Twisted and what twisted.web needs
 TAP_THIRD_PARTY = {
     "twisted", "zope", "attr", "attrs", "constantly", "incremental", "hyperlink", "idna",
-    "typing_extensions", "automat",
+    "typing_extensions",
 }
+#: ... and what a running hub adds: the hub's own client, made on start
+RUNNING_MODULES = TAP_MODULES | {"samptwist.hub.hubclient"}
 #: never in a Standard Profile hub until it needs them
 FORBIDDEN = (
     "samptwist.client", "samptwist.hub.web", "samptwist._agentpost", "samptwist.samp",
     "treq", "OpenSSL", "cryptography", "service_identity", "twisted.web.client",
-    "twisted.internet.endpoints", "twisted.internet.ssl", "requests",
+    "twisted.internet.endpoints", "twisted.internet.ssl", "twisted.internet._sslverify",
+    "twisted.protocols.tls", "requests",
 )
 
 
@@ -98,6 +102,8 @@ def forbidden_in(modules: Set[str]) -> Set[str]:
 def test_hub_plugin_imports(baseline):
     loaded = modules_after("import samptwist.tap")
     assert forbidden_in(loaded) == set()
+    # twistd installs the reactor it was asked for (--reactor) after this
+    assert "twisted.internet.reactor" not in loaded
     assert {m for m in loaded if m.startswith("samptwist")} == TAP_MODULES
     assert third_party("import samptwist.tap", baseline) <= TAP_THIRD_PARTY
 
@@ -112,6 +118,95 @@ def test_twistd_plugin_imports(baseline):
     )
     assert forbidden_in(loaded) == set()
     assert {m for m in loaded if m.startswith("samptwist")} == TAP_MODULES
+
+
+#: a --no-web hub made as twistd makes it, started, and stopped once ready
+_RUN_HUB = """
+import sys
+from samptwist.tap import Options, makeService
+opts = Options()
+opts.parseOptions(["--no-web", "--lockfile", sys.argv[1]])
+service = makeService(opts)
+from twisted.internet import reactor
+service.startService()
+service.when_ready().addCallback(lambda _: service.stopService())
+reactor.run()
+"""
+
+
+def test_running_hub_imports(baseline, tmp_path):
+    """A hub on its default (plain TCP) endpoint, from makeService to
+    ready: still no TLS stack, not even the one Twisted's reactor imports
+    wherever pyOpenSSL is installed (see L{samptwist.tap.default_reactor})."""
+    script = tmp_path / "run_hub.py"
+    script.write_text(_RUN_HUB + _REPORT)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HOME=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / ".samp")], env=env, capture_output=True,
+        text=True, timeout=120, check=True,
+    )
+    modules, installed = json.loads(out.stdout.splitlines()[-1])
+    assert "samptwist.hub.hubclient" in modules  # it did start
+    assert forbidden_in(set(modules)) == set()
+    assert {m for m in modules if m.startswith("samptwist")} == RUNNING_MODULES
+    assert set(installed) - baseline - {"samptwist"} <= TAP_THIRD_PARTY
+
+
+def test_ssl_endpoint_keeps_the_reactors_tls():
+    """A hub that listens with TLS itself gets the reactor as Twisted makes it."""
+    loaded = modules_after(
+        "from samptwist.tap import default_reactor\n"
+        "from twisted.internet.interfaces import IReactorSSL\n"
+        "assert IReactorSSL.providedBy(default_reactor(tls=True))"
+    )
+    assert "OpenSSL" in loaded
+
+
+_HTTPS_ROUND_TRIP = """
+import sys
+from samptwist.tap import default_reactor
+reactor = default_reactor(tls=False)
+assert "OpenSSL" not in sys.modules, "the reactor imported the TLS stack"
+from twisted.internet import ssl
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.web.client import Agent, readBody
+from twisted.web.iweb import IPolicyForHTTPS
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from zope.interface import implementer
+
+class Hello(Resource):
+    isLeaf = True
+    def render_GET(self, request):
+        return b"hello over TLS"
+
+@implementer(IPolicyForHTTPS)
+class Unverified:
+    def creatorForNetloc(self, host, port):
+        return ssl.CertificateOptions()
+
+cert = ssl.KeyPair.generate().selfSignedCert(1, CN="localhost")
+port = reactor.listenTCP(0, TLSMemoryBIOFactory(cert.options(), False, Site(Hello())),
+                         interface="127.0.0.1")
+result = []
+url = b"https://127.0.0.1:%d/" % port.getHost().port
+d = Agent(reactor, contextFactory=Unverified()).request(b"GET", url)
+d.addCallback(readBody).addBoth(result.append).addBoth(lambda _: reactor.stop())
+reactor.callLater(30, reactor.stop)
+reactor.run()
+print(repr(result[0]) if result else "timed out")
+"""
+
+
+def test_https_works_with_the_reactor_installed_without_tls():
+    """The TLS stack hidden while the reactor is installed is there for the
+    first https callback: Twisted's Agent (the hub's https path) talks TLS
+    over the reactor's plain TCP."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", _HTTPS_ROUND_TRIP], env=env,
+                         capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "b'hello over TLS'", out.stderr
 
 
 def test_web_profile_imported_when_asked_for():
