@@ -74,7 +74,8 @@ class Backoff:
         """
         @param delay: how long (default: L{next_delay}).
         @return: a L{Deferred} firing with C{None} once the delay has passed;
-            cancelling it ends the wait (it fails with L{CancelledError}).
+            cancelling it ends the wait (it fails with
+            L{CancelledError<twisted.internet.defer.CancelledError>}).
         """
         return deferLater(self.clock, self.next_delay() if delay is None else delay,
                           lambda: None)

@@ -5,7 +5,7 @@ the client library for calling the hub (L{samptwist.client.proxy}).
 
 Plain C{http:} goes through a small hand-written HTTP/1.1 client: Twisted's
 L{Agent} costs more CPU per request than everything else a callback
-delivery does (L{Headers} objects, Deferred chains, a pool keyed per
+delivery does (C{Headers} objects, Deferred chains, a pool keyed per
 request), and a POST to a SAMP peer needs far less: one request at a time on
 a persistent connection, a status line, and a body delimited by
 Content-Length, chunked encoding or the end of the connection (the HTTP/1.0

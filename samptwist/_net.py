@@ -1,22 +1,21 @@
 """
 "Is this host local?": every answer the package gives, in one place.
 
-Each place that asks has its own, deliberately different, policy:
+Each place that asks has its own, deliberately different, policy::
 
-============================  ======================================  ===========
-policy                        accepts                                 port
-============================  ======================================  ===========
-L{web_host_is_allowed}        C{127.0.0.1}, C{localhost}, C{[::1]}    must match
-                              only
-L{status_host_is_allowed}     C{localhost}, any loopback address      any or none
-L{callback_host_is_local}     loopback addresses, C{localhost} names  the URL's
-                              and aliases, this machine's exact names
-L{translator_host_is_local}   all the callback policy accepts, and    n/a
-                              anything not public (private,
-                              link-local, reserved...), and the first
-                              label of this machine's names
-L{peer_is_loopback}           a loopback peer address (never a name)  n/a
-============================  ======================================  ===========
+    ============================  ======================================  ===========
+    policy                        accepts                                 port
+    ============================  ======================================  ===========
+    web_host_is_allowed           127.0.0.1, localhost, [::1] only        must match
+    status_host_is_allowed        localhost, any loopback address         any or none
+    callback_host_is_local        loopback addresses, localhost names     the URL's
+                                  and aliases, this machine's exact names
+    translator_host_is_local      all the callback policy accepts, and    n/a
+                                  anything not public (private,
+                                  link-local, reserved...), and the first
+                                  label of this machine's names
+    peer_is_loopback              a loopback peer address (never a name)  n/a
+    ============================  ======================================  ===========
 
 Each of the first four accepts all that the one above it accepts, and
 more: a Host the Web Profile takes is one the status page takes, a status

@@ -1,6 +1,6 @@
 """
 XML-RPC as both sides of SAMP speak it: encoding a call, reading an answer,
-and the dispatch of a twisted.web L{XMLRPC} resource's method table
+and the dispatch of a twisted.web C{XMLRPC} resource's method table
 (argument counts, refusals turned into faults, a caller hanging up cancelling
 the work).
 
@@ -146,7 +146,7 @@ class CallEncoder:
 def write_fault(request: Any, code: int, message: str) -> None:
     """
     Answer C{request} with an XML-RPC fault and finish it, before (or
-    instead of) L{XMLRPC.render_POST}: what twisted.web's private
+    instead of) C{XMLRPC.render_POST}: what twisted.web's private
     C{XMLRPC._cbRender} does for a fault, through the request's public API.
     """
     content = fault_answer(code, message)
@@ -179,7 +179,7 @@ class Procedure(NamedTuple):
 class MethodTable:
     """
     A resource's XML-RPC methods under one prefix, and the dispatch that
-    twisted.web's L{XMLRPC.lookupProcedure} returns for each: the argument
+    twisted.web's C{XMLRPC.lookupProcedure} returns for each: the argument
     count is checked (a fault naming the method), the method is called, and
     a refusal (an exception of one of C{refusals}, raised or failing the
     returned L{Deferred}) becomes a fault with the exception's C{code} (or
@@ -220,7 +220,7 @@ class MethodTable:
     def lookup(self, path: str) -> Callable[..., Any]:
         """
         @return: the dispatch function of method C{path}, to be called by
-            L{XMLRPC.render_POST} with the request and the arguments.
+            C{XMLRPC.render_POST} with the request and the arguments.
         @raise Fault: (L{twisted.web.xmlrpc.NoSuchFunction}, code
             L{NOT_FOUND}) for a method not in the table.
         """

@@ -97,7 +97,7 @@ class EventFeed:
     """
     Observers of L{HubEvent}s.  L{emit} queues an event; the queue is
     delivered, oldest first, to every observer on a later turn of
-    C{reactor} (a L{task.Clock} in tests: advance it by 0).  With no
+    C{reactor} (a C{task.Clock} in tests: advance it by 0).  With no
     observer, emitting costs nothing.  An observer's exception is logged,
     never raised.
     """
