@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -323,11 +323,12 @@ class Hub:
                 pending,
                 error_response(f"recipient {client.public_id} ({client.name}) {reason}"
                                " before replying"),
+                events.RECIPIENT_LEFT,
             )
         for pending in self._pending.from_sender(client):
             # Nobody is left to answer: forget the call (a later reply
             # from its recipient is refused).
-            self._discard(pending)
+            self._discard(pending, events.SENDER_LEFT)
             if pending.waiter is not None:
                 pending.waiter.cancel()
         if close and target is not None:
@@ -555,16 +556,18 @@ class Hub:
         self._pending.add(pending)
         return pending
 
-    def _discard(self, pending: PendingCall, drop_delivery: bool = True) -> bool:
+    def _discard(self, pending: PendingCall, why: str, drop_delivery: bool = True) -> bool:
         """
-        Forget C{pending}, whatever ended it, and (with C{drop_delivery})
-        cancel its delivery if that is still under way: a time-out or a
-        departed caller leaves no callback queued behind.
+        Forget C{pending}, ended for reason C{why} (an L{events.CallEnded}
+        reason), and (with C{drop_delivery}) cancel its delivery if that is
+        still under way: a time-out or a departed caller leaves no callback
+        queued behind.  Emits L{events.CallEnded}.
 
         @return: whether it was still pending.
         """
         if not self._pending.remove(pending):
             return False
+        self.events.emit(events.CallEnded(pending, why, at=self.reactor.seconds()))
         delivery, pending.delivery = pending.delivery, None
         if drop_delivery:
             if delivery is not None and not delivery.called:
@@ -613,6 +616,7 @@ class Hub:
                         f"delivery to {pending.recipient.public_id} "
                         f"({pending.recipient.name}) failed: {reason}"
                     ),
+                    events.DELIVERY_FAILED,
                 )
 
         d.addCallbacks(delivered, failed)
@@ -678,25 +682,31 @@ class Hub:
         limit = self.max_wait if seconds <= 0 else min(seconds, self.max_wait)
 
         def cancelled(waiter: Deferred) -> None:
-            self._discard(pending)
+            self._discard(pending, events.CANCELLED)
 
         pending.waiter = Deferred(cancelled)
         result = pending.waiter
 
-        def timed_out(f: Failure) -> Failure:
-            if f.check(TimeoutError):
-                self._discard(pending)
-                raise SAMPHubError(
+        def timed_out() -> None:
+            # Not Deferred.addTimeout: that cancels, and a time-out must be
+            # told from a cancel (events.CallEnded.why).
+            if self._discard(pending, events.TIMED_OUT):
+                result.errback(SAMPHubError(
                     f"callAndWait timed out after {limit:g}s waiting for "
                     f"{recipient.public_id} ({recipient.name}) to reply",
                     code=1,
-                )
-            if f.check(CancelledError):
-                raise SAMPHubError("callAndWait cancelled (sender left or hub stopped)")
-            return f
+                ))
 
-        result.addTimeout(limit, self.reactor)
-        result.addErrback(timed_out)
+        timer = self.reactor.callLater(limit, timed_out)
+
+        def ended(outcome: object) -> object:
+            if timer.active():
+                timer.cancel()
+            if isinstance(outcome, Failure) and outcome.check(CancelledError):
+                raise SAMPHubError("callAndWait cancelled (sender left or hub stopped)")
+            return outcome
+
+        result.addBoth(ended)
         self._deliver_call(pending, message)
         return result
 
@@ -728,11 +738,11 @@ class Hub:
             recipient=replier.public_id,
             response=response,
         )
-        self._finish(pending, response)
+        self._finish(pending, response, events.REPLIED)
 
-    def _finish(self, pending: PendingCall, response: Dict[str, Any]) -> None:
+    def _finish(self, pending: PendingCall, response: Dict[str, Any], why: str) -> None:
         # A reply proves delivery; other endings come after it failed.
-        if not self._discard(pending, drop_delivery=False):
+        if not self._discard(pending, why, drop_delivery=False):
             return
         self.events.emit(events.Replied(pending, response, at=self.reactor.seconds()))
         if pending.waiter is not None:
@@ -783,7 +793,7 @@ class Hub:
 
         def close(_: object) -> None:
             for pending in self._pending.all():
-                self._discard(pending)
+                self._discard(pending, events.HUB_STOPPED)
                 if pending.waiter is not None:
                     pending.waiter.cancel()
             for client in self._registry.all():
