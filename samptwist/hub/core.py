@@ -27,6 +27,8 @@ from ..constants import (  # noqa: F401 (re-exported: hub modules import them fr
     HUB_ID,
     METADATA,
     PING,
+    QUERY_BY_META,
+    QUERY_BY_META_X,
     REGISTER,
     SHUTDOWN,
     STATUS_ERROR,
@@ -127,8 +129,8 @@ class Hub:
         self.hub_client.metadata = metadata or default_hub_metadata()
         self.hub_client.subscriptions = {
             PING: {},
-            "x-samp.query.by-meta": {},
-            "samp.query.by-meta": {},
+            QUERY_BY_META_X: {},
+            QUERY_BY_META: {},
         }
         self.hub_client.target = HubClientTarget(self)
         self._add(self.hub_client)
