@@ -1,6 +1,6 @@
 """
 Messaging: notifications, calls, callAndWait and replies, and the calls
-waiting for replies (SAMP 1.3 section 3.12-3.14).  The L{Hub} owns one
+waiting for replies.  The L{Hub<samptwist.hub.core.Hub>} owns one
 L{Messaging} and hands it the authenticated sender; this module talks to the
 hub's registry, routing index, pending calls, event feed, profile policies
 and delivery health, and does no network I/O itself.
@@ -45,7 +45,8 @@ class Messaging:
     """
     Routes messages between registered clients and keeps the calls waiting
     for replies.  Every public method takes the sender as a L{Client} the
-    L{Hub} has authenticated (and whose activity it has counted).
+    L{Hub<samptwist.hub.core.Hub>} has authenticated (and whose activity it
+    has counted).
 
     @ivar max_wait: cap, in seconds, on any callAndWait (HUB-WAIT-3).
     @ivar max_pending_per_client: calls one client may have waiting at once.
