@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional
 
 from .._log import Logger
 from .._reactorthread import run_in_reactor
-from ..constants import DEFAULT_LISTEN
+from ..constants import DEFAULT_LISTEN, WEB_PORT
 from ..errors import SAMPHubError, SAMPWarning
 from ..lockfile import MULTIPLE_DIRECTORY, MULTIPLE_PREFIX, home_directory
 from .runner import RunningHub, start_hub
@@ -119,7 +119,7 @@ class SAMPHubServer:
         label: str = "",
         web_profile: bool = True,
         web_profile_dialog: Any = None,
-        web_port: int = 21012,
+        web_port: int = WEB_PORT,
         pool_size: int = 20,
     ) -> None:
         if mode not in ("single", "multiple"):

@@ -1,24 +1,24 @@
 """
-The hub core: registration, metadata and subscriptions, messaging and
-replies, shutdown.  No network I/O happens here; clients are reached through
-L{ICallbackTarget} providers and every timeout runs on the injected reactor,
-so the whole core can be driven by a L{twisted.internet.task.Clock}.
+The hub core: registration, metadata and subscriptions, shutdown, and the
+hub methods of messaging (done by its L{Messaging}).  No network I/O happens
+here; clients are reached through L{ICallbackTarget} providers and every
+timeout runs on the injected reactor, so the whole core can be driven by a
+L{twisted.internet.task.Clock}.
 
 The core's state lives in one module per concept: the clients
 (L{registry}), the routing index (L{subscriptions}), the calls waiting for
-replies (L{pending}), what it tells its observers (L{events}) and what a
-profile's clients may send (L{policy}).  Profiles (Standard, Web) are thin
-layers that authenticate a request and call the methods below with a
-private key.
+replies (L{pending}), what it tells its observers (L{events}), what a
+profile's clients may send (L{policy}) and how messages travel
+(L{messaging}).  Profiles (Standard, Web) are thin layers that authenticate
+a request and call the methods below with a private key.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
 
 from .._log import Logger
 from .._version import __version__
@@ -27,35 +27,30 @@ from ..constants import (  # noqa: F401 (re-exported: hub modules import them fr
     HUB_ID,
     METADATA,
     PING,
+    QUERY_BY_META,
+    QUERY_BY_META_X,
     REGISTER,
     SHUTDOWN,
     STATUS_ERROR,
     SUBSCRIPTIONS,
     UNREGISTER,
 )
-from ..errors import SAMPHubError, SAMPValueError
+from ..errors import SAMPHubError
 from ..mtype import check_mtype, check_subscriptions, subscription_for
 from ..types import check_map, samp_size
 from . import events
-from .callbacks import ICallbackTarget, QueueFull
-from .checks import check_message, check_msg_tag, check_mtype_length, timeout_seconds
+from .callbacks import ICallbackTarget
+from .checks import check_mtype_length
 from .checks import message as samp_message
 from .failures import DeliveryHealth
 from .limits import DEFAULT_LIMITS, Limits, over_limit
-from .pending import PendingCall, PendingCalls, new_msg_id
+from .messaging import Messaging, error_response
+from .pending import PendingCall, PendingCalls
 from .policy import SendPolicy
 from .registry import Client, ClientRegistry, new_key
 from .subscriptions import SubscriptionIndex
 
 __all__ = ["Client", "Hub", "HubStats", "PendingCall", "error_response"]
-
-
-def error_response(text: str, **extra: str) -> Dict[str, Any]:
-    """
-    @return: a SAMP response map with C{samp.status} C{samp.error} and an
-        error map whose C{samp.errortxt} is C{text}.
-    """
-    return {"samp.status": STATUS_ERROR, "samp.error": {"samp.errortxt": text, **extra}}
 
 
 class HubStats:
@@ -104,12 +99,7 @@ class Hub:
         @param limits: what one client may hold (L{Limits}).
         """
         self.reactor = reactor
-        self.max_wait = max_wait
         self.limits = limits
-        self.max_pending_per_client = (
-            limits.max_pending_calls if max_pending_per_client is None
-            else max_pending_per_client
-        )
         self.stats = HubStats()
         self.started = reactor.seconds()
         #: when a client last made a hub call (for inactivity time-outs)
@@ -127,11 +117,29 @@ class Hub:
         self.hub_client.metadata = metadata or default_hub_metadata()
         self.hub_client.subscriptions = {
             PING: {},
-            "x-samp.query.by-meta": {},
-            "samp.query.by-meta": {},
+            QUERY_BY_META_X: {},
+            QUERY_BY_META: {},
         }
         self.hub_client.target = HubClientTarget(self)
         self._add(self.hub_client)
+        #: notifications, calls and replies
+        self.messaging = Messaging(
+            reactor,
+            stats=self.stats,
+            limits=limits,
+            registry=self._registry,
+            routing=self._routing,
+            pending=self._pending,
+            feed=self.events,
+            policies=self._policies,
+            health=self._health,
+            hub_client=self.hub_client,
+            max_wait=max_wait,
+            max_pending_per_client=(
+                limits.max_pending_calls if max_pending_per_client is None
+                else max_pending_per_client
+            ),
+        )
 
     # -- bookkeeping -------------------------------------------------------
 
@@ -260,7 +268,7 @@ class Hub:
             profile=profile,
         )
         self.events.emit(events.ClientRegistered(client, at=client.last_seen))
-        self._hub_event(REGISTER, {"id": client.public_id})
+        self.messaging.hub_event(REGISTER, {"id": client.public_id})
         return client
 
     def registration_map(self, client: Client) -> Dict[str, str]:
@@ -318,18 +326,7 @@ class Hub:
         self._health.forget(client)
         self._routing.remove(client)
         target, client.target = client.target, None
-        for pending in self._pending.to_recipient(client):
-            self._finish(
-                pending,
-                error_response(f"recipient {client.public_id} ({client.name}) {reason}"
-                               " before replying"),
-            )
-        for pending in self._pending.from_sender(client):
-            # Nobody is left to answer: forget the call (a later reply
-            # from its recipient is refused).
-            self._discard(pending)
-            if pending.waiter is not None:
-                pending.waiter.cancel()
+        self.messaging.client_left(client, reason)
         if close and target is not None:
             target.close()
         self.log.info(
@@ -342,7 +339,7 @@ class Hub:
         if policy is not None:
             policy.client_left(client, reason)
         self.events.emit(events.ClientUnregistered(client, reason, at=self.reactor.seconds()))
-        self._hub_event(UNREGISTER, {"id": client.public_id})
+        self.messaging.hub_event(UNREGISTER, {"id": client.public_id})
 
     def set_callback(self, private_key: str, target: Optional[ICallbackTarget]) -> Client:
         """
@@ -377,7 +374,7 @@ class Hub:
             )
         client.metadata = metadata
         self.events.emit(events.MetadataDeclared(client, metadata, at=client.last_seen))
-        self._hub_event(METADATA, {"id": client.public_id, "metadata": client.metadata})
+        self.messaging.hub_event(METADATA, {"id": client.public_id, "metadata": client.metadata})
 
     def get_metadata(self, private_key: str, client_id: Any) -> Dict[str, Any]:
         """
@@ -405,7 +402,7 @@ class Hub:
         client.subscriptions = subscriptions
         self._routing.add(client)
         self.events.emit(events.SubscriptionsDeclared(client, subscriptions, at=client.last_seen))
-        self._hub_event(
+        self.messaging.hub_event(
             SUBSCRIPTIONS, {"id": client.public_id, "subscriptions": client.subscriptions}
         )
 
@@ -453,308 +450,60 @@ class Hub:
             if c is not caller and (policy is None or policy.may_send(caller, mtype, note))
         }
 
-    # -- messaging ---------------------------------------------------------
-
-    def _recipient(self, sender: Client, recipient_id: Any, mtype: str) -> Client:
-        recipient = self.client_by_id(recipient_id)
-        policy = self._policies.get(sender.profile)
-        if policy is not None:
-            note = subscription_for(recipient.subscriptions, mtype)
-            if not policy.may_send(sender, mtype, note):
-                raise policy.refusal(sender, mtype, recipient)
-        if recipient.target is None:
-            raise SAMPHubError(f"client {recipient.public_id} ({recipient.name}) is not callable")
-        if subscription_for(recipient.subscriptions, mtype) is None:
-            raise SAMPHubError(
-                f"client {recipient.public_id} ({recipient.name}) is not subscribed to {mtype}"
-            )
-        return recipient
-
-    def _recipients(self, sender: Client, mtype: str) -> List[Client]:
-        subscribed = [(c, note) for c, note in self.subscribed(mtype) if c is not sender]
-        policy = self._policies.get(sender.profile)
-        if policy is not None:
-            subscribed = policy.recipients(sender, mtype, subscribed)
-        return [c for c, _ in subscribed]
+    # -- messaging (L{messaging.Messaging} does it) ------------------------
 
     def notify(self, private_key: str, recipient_id: Any, message: Any) -> None:
         """
-        Send a notification to one subscribed client.  Returns as soon as the
-        notification is queued; delivery happens asynchronously.
-
-        @raise SAMPHubError: for an unknown, uncallable or unsubscribed
-            recipient, one the sender's policy refuses, an invalid message,
-            or a recipient whose queue is full (L{QueueFull}: it is not
-            taking callbacks fast enough).
+        Send a notification to one subscribed client (L{Messaging.notify}).
         """
-        sender = self.client_for_key(private_key)
-        mtype = check_message(self.limits, message)
-        recipient = self._recipient(sender, recipient_id, mtype)
-        full = self._deliver_notification(sender, recipient, message)
-        if full is not None:
-            raise SAMPHubError(
-                f"notification not delivered to {recipient.public_id} ({recipient.name}): "
-                f"{full}"
-            )
+        self.messaging.notify(self.client_for_key(private_key), recipient_id, message)
 
     def notify_all(self, private_key: str, message: Any) -> List[str]:
         """
-        Notify every subscribed client except the sender (and those the
-        sender's policy leaves out).
+        Notify every subscribed client but the sender (L{Messaging.notify_all}).
 
         @return: the recipients' ids.
-        @raise SAMPHubError: for an invalid message, or a broadcast the
-            sender's policy refuses.
         """
-        sender = self.client_for_key(private_key)
-        mtype = check_message(self.limits, message)
-        recipients = self._recipients(sender, mtype)
-        for recipient in recipients:
-            self._deliver_notification(sender, recipient, message)
-        return [c.public_id for c in recipients]
-    def _deliver_notification(
-        self, sender: Client, recipient: Client, message: Dict
-    ) -> Optional[str]:
-        # Returns why, if the recipient's queue refused it there and then.
-        target = recipient.target
-        assert target is not None
-        self.stats.notifications += 1
-        self.log.debug(
-            "notify {mtype} {sender} -> {recipient}: {params}",
-            mtype=message.get("samp.mtype"),
-            sender=sender.public_id,
-            recipient=recipient.public_id,
-            params=message.get("samp.params"),
-        )
-        self.events.emit(events.Notified(sender, recipient, message, at=self.reactor.seconds()))
-        d = target.receiveNotification(sender.public_id, message)
-        full: List[str] = []
-
-        def failed(f: Failure) -> None:
-            reason = self._health.failed(f, recipient, "notification", message)
-            if f.check(QueueFull):
-                full.append(reason)
-
-        d.addCallbacks(lambda _: self._health.delivered(recipient), failed)
-        return full[0] if full else None
-
-    def _check_pending(self, sender: Client, more: int = 1) -> None:
-        count = self._pending.count_from(sender)
-        if count + more > self.max_pending_per_client:
-            raise SAMPHubError(
-                f"too many outstanding calls ({count} waiting for replies, limit "
-                f"{self.max_pending_per_client}: max-pending-calls); wait for replies "
-                "before calling again"
-            )
-
-    def _new_pending(
-        self, sender: Client, recipient: Client, msg_tag: Optional[str], mtype: str
-    ) -> PendingCall:
-        self._check_pending(sender)
-        pending = PendingCall(new_msg_id(), sender, recipient, msg_tag, mtype)
-        self._pending.add(pending)
-        return pending
-
-    def _discard(self, pending: PendingCall, drop_delivery: bool = True) -> bool:
-        """
-        Forget C{pending}, whatever ended it, and (with C{drop_delivery})
-        cancel its delivery if that is still under way: a time-out or a
-        departed caller leaves no callback queued behind.
-
-        @return: whether it was still pending.
-        """
-        if not self._pending.remove(pending):
-            return False
-        delivery, pending.delivery = pending.delivery, None
-        if drop_delivery:
-            if delivery is not None and not delivery.called:
-                delivery.cancel()
-            # Targets that count a queued callback as delivered (the Web
-            # Profile's pull queue) drop it themselves.
-            target = pending.recipient.target
-            if target is not None:
-                target.discard_call(pending.msg_id)
-        return True
-
-    def _deliver_call(self, pending: PendingCall, message: Dict) -> None:
-        # The pending record exists before delivery starts, so an instant
-        # reply always finds it.
-        target = pending.recipient.target
-        assert target is not None
-        self.stats.calls += 1
-        pending.number = self.stats.calls
-        pending.started = self.reactor.seconds()
-        self.log.debug(
-            "call {mtype} {sender} -> {recipient} ({msg_id}): {params}",
-            mtype=message.get("samp.mtype"),
-            sender=pending.sender.public_id,
-            recipient=pending.recipient.public_id,
-            msg_id=pending.msg_id,
-            params=message.get("samp.params"),
-        )
-        self.events.emit(events.Called(pending, message, at=pending.started))
-        d = target.receiveCall(pending.sender.public_id, pending.msg_id, message)
-        if not d.called:
-            pending.delivery = d
-
-        def delivered(_: object) -> None:
-            pending.delivery = None
-            self._health.delivered(pending.recipient)
-
-        def failed(f: Failure) -> None:
-            pending.delivery = None
-            if f.check(CancelledError):
-                return  # the call ended before its delivery: nothing to say
-            reason = self._health.failed(f, pending.recipient, "call", message)
-            if pending.msg_id in self._pending:
-                self._finish(
-                    pending,
-                    error_response(
-                        f"delivery to {pending.recipient.public_id} "
-                        f"({pending.recipient.name}) failed: {reason}"
-                    ),
-                )
-
-        d.addCallbacks(delivered, failed)
-
-    def _check_call(self, private_key: str, msg_tag: Any, message: Any) -> Tuple[Client, str]:
-        sender = self.client_for_key(private_key)
-        check_msg_tag(self.limits, msg_tag)
-        mtype = check_message(self.limits, message)
-        self._require_callable(sender)
-        return sender, mtype
-
-    def _require_callable(self, sender: Client) -> None:
-        if sender.target is None:
-            raise SAMPHubError(
-                "the caller is not callable, so a response could not reach it; "
-                "set a callback first or use callAndWait"
-            )
+        return self.messaging.notify_all(self.client_for_key(private_key), message)
 
     def call(self, private_key: str, recipient_id: Any, msg_tag: Any, message: Any) -> str:
         """
-        Send a call to one client; its reply reaches the sender through
-        receiveResponse with C{msg_tag}.
+        Send a call to one client (L{Messaging.call}).
 
         @return: the msg-id.
         """
-        sender, mtype = self._check_call(private_key, msg_tag, message)
-        recipient = self._recipient(sender, recipient_id, mtype)
-        pending = self._new_pending(sender, recipient, msg_tag, mtype)
-        self._deliver_call(pending, message)
-        return pending.msg_id
+        return self.messaging.call(
+            self.client_for_key(private_key), recipient_id, msg_tag, message
+        )
 
     def call_all(self, private_key: str, msg_tag: Any, message: Any) -> Dict[str, str]:
         """
-        Call every subscribed client except the sender.
+        Call every subscribed client but the sender (L{Messaging.call_all}).
 
         @return: map of recipient id to msg-id.
         """
-        sender, mtype = self._check_call(private_key, msg_tag, message)
-        recipients = self._recipients(sender, mtype)
-        self._check_pending(sender, len(recipients))
-        pendings = [self._new_pending(sender, r, msg_tag, mtype) for r in recipients]
-        for pending in pendings:
-            self._deliver_call(pending, message)
-        return {p.recipient.public_id: p.msg_id for p in pendings}
+        return self.messaging.call_all(self.client_for_key(private_key), msg_tag, message)
 
     def call_and_wait(
         self, private_key: str, recipient_id: Any, message: Any, timeout: Any
     ) -> Deferred:
         """
-        Call one client and wait for its reply.
+        Call one client and wait for its reply (L{Messaging.call_and_wait}).
 
-        @param timeout: seconds, as a SAMP int (an int is tolerated); zero or
-            less waits up to the hub's cap.
-        @return: a L{Deferred} firing with the response map (a C{samp.error}
-            response if delivery failed or the recipient left), or failing
-            with L{SAMPHubError} when the timeout passes or the hub stops.
+        @return: a L{Deferred} firing with the response map, or failing with
+            L{SAMPHubError} when the timeout passes or the hub stops.
         """
-        sender = self.client_for_key(private_key)
-        seconds = timeout_seconds(timeout)
-        mtype = check_message(self.limits, message)
-        recipient = self._recipient(sender, recipient_id, mtype)
-        pending = self._new_pending(sender, recipient, None, mtype)
-        limit = self.max_wait if seconds <= 0 else min(seconds, self.max_wait)
-
-        def cancelled(waiter: Deferred) -> None:
-            self._discard(pending)
-
-        pending.waiter = Deferred(cancelled)
-        result = pending.waiter
-
-        def timed_out(f: Failure) -> Failure:
-            if f.check(TimeoutError):
-                self._discard(pending)
-                raise SAMPHubError(
-                    f"callAndWait timed out after {limit:g}s waiting for "
-                    f"{recipient.public_id} ({recipient.name}) to reply",
-                    code=1,
-                )
-            if f.check(CancelledError):
-                raise SAMPHubError("callAndWait cancelled (sender left or hub stopped)")
-            return f
-
-        result.addTimeout(limit, self.reactor)
-        result.addErrback(timed_out)
-        self._deliver_call(pending, message)
-        return result
+        return self.messaging.call_and_wait(
+            self.client_for_key(private_key), recipient_id, message, timeout
+        )
 
     def reply(self, private_key: str, msg_id: Any, response: Any) -> None:
         """
-        Answer a call.  Only the client the call was delivered to may reply,
-        and only once.
+        Answer a call (L{Messaging.reply}).
 
-        @raise SAMPHubError: for an unknown, expired or foreign msg-id, or an
-            invalid response map.
+        @raise SAMPHubError: for an unknown, expired or foreign msg-id.
         """
-        replier = self.client_for_key(private_key)
-        if not isinstance(msg_id, str):
-            raise SAMPValueError("msg-id must be a string")
-        check_map(response, "response")
-        status = response.get("samp.status")
-        if not isinstance(status, str):
-            raise SAMPValueError("response has no samp.status")
-        pending = self._pending.get(msg_id)
-        if pending is None or pending.recipient is not replier:
-            raise SAMPHubError(
-                f"no call {msg_id!r:.80} is waiting for a reply from you "
-                "(unknown msg-id, already answered, timed out, or its sender left)"
-            )
-        self.stats.replies += 1
-        self.log.debug(
-            "reply {msg_id} from {recipient}: {response}",
-            msg_id=msg_id,
-            recipient=replier.public_id,
-            response=response,
-        )
-        self._finish(pending, response)
-
-    def _finish(self, pending: PendingCall, response: Dict[str, Any]) -> None:
-        # A reply proves delivery; other endings come after it failed.
-        if not self._discard(pending, drop_delivery=False):
-            return
-        self.events.emit(events.Replied(pending, response, at=self.reactor.seconds()))
-        if pending.waiter is not None:
-            pending.waiter.callback(response)
-            return
-        sender = pending.sender
-        target = sender.target
-        if not sender.registered or target is None:
-            return
-        d = target.receiveResponse(pending.recipient.public_id, pending.msg_tag or "", response)
-        d.addCallbacks(
-            lambda _: self._health.delivered(sender),
-            lambda f: self._health.failed(f, sender, "response", {"samp.mtype": "(response)"}),
-        )
-
-    # -- the hub as a sender ----------------------------------------------
-
-    def _hub_event(self, mtype: str, params: Dict[str, Any]) -> None:
-        message = samp_message(mtype, params)
-        for recipient, _ in self.subscribed(mtype):
-            if recipient is not self.hub_client:
-                self._deliver_notification(self.hub_client, recipient, message)
+        self.messaging.reply(self.client_for_key(private_key), msg_id, response)
 
     def shutdown(self, grace: float = 5.0) -> Deferred:
         """
@@ -782,10 +531,7 @@ class Hub:
         done.addErrback(lambda _: None)
 
         def close(_: object) -> None:
-            for pending in self._pending.all():
-                self._discard(pending)
-                if pending.waiter is not None:
-                    pending.waiter.cancel()
+            self.messaging.end_all()
             for client in self._registry.all():
                 client.registered = False
                 if client.target is not None:

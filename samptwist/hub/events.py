@@ -86,9 +86,40 @@ class Replied:
     at: float = 0.0
 
 
+#: Why a call ended (L{CallEnded.why}).
+REPLIED = "replied"
+DELIVERY_FAILED = "delivery failed"
+RECIPIENT_LEFT = "recipient left"
+TIMED_OUT = "timed out"
+CANCELLED = "cancelled"
+SENDER_LEFT = "sender left"
+HUB_STOPPED = "hub stopped"
+
+#: The endings after which a response goes to the caller (a L{Replied}
+#: event follows the L{CallEnded}).
+ANSWERED = frozenset({REPLIED, DELIVERY_FAILED, RECIPIENT_LEFT})
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    """The call C{pending} is no longer waiting for a reply: C{why} is one
+    of L{REPLIED}, L{DELIVERY_FAILED}, L{RECIPIENT_LEFT}, L{TIMED_OUT},
+    L{CANCELLED}, L{SENDER_LEFT} or L{HUB_STOPPED}.  Emitted for every
+    ending, before the L{Replied} event of those that answer the caller."""
+
+    pending: PendingCall
+    why: str
+    at: float = 0.0
+
+    @property
+    def answered(self) -> bool:
+        """Whether a response goes to the caller (a L{Replied} follows)."""
+        return self.why in ANSWERED
+
+
 HubEvent = Union[
     ClientRegistered, ClientUnregistered, MetadataDeclared, SubscriptionsDeclared,
-    Notified, Called, Replied,
+    Notified, Called, Replied, CallEnded,
 ]
 Observer = Callable[[HubEvent], None]
 

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from .._log import Logger
-from ..constants import PING, STATUS_ERROR, STATUS_OK
+from ..constants import PING, QUERY_BY_META, QUERY_BY_META_X, STATUS_ERROR, STATUS_OK
 from .callbacks import ICallbackTarget
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class HubClientTarget:
         params = message.get("samp.params") or {}
         if mtype == PING:
             return {"samp.status": STATUS_OK, "samp.result": {}}
-        if mtype in ("samp.query.by-meta", "x-samp.query.by-meta"):
+        if mtype in (QUERY_BY_META, QUERY_BY_META_X):
             key, value = params.get("key"), params.get("value")
             if not isinstance(key, str) or value is None:
                 return {

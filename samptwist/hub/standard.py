@@ -12,12 +12,11 @@ from twisted.web import server, xmlrpc
 
 from .._log import Logger
 from .._xmlrpc import MethodTable, Procedure
+from ..constants import HUB_PREFIX
 from ..errors import SAMPHubError
 from .core import Hub
 from .delivery import CallbackCaller, XmlRpcCallbackTarget, check_callback_url
 from .httpguard import reject_unsafe_xml
-
-PREFIX = "samp.hub."
 
 
 class StandardProfile(xmlrpc.XMLRPC):
@@ -59,7 +58,7 @@ class StandardProfile(xmlrpc.XMLRPC):
         #: the methods and their dispatch (callAndWait's wait is cancelled
         #: when the caller hangs up)
         self.table = MethodTable(
-            PREFIX,
+            HUB_PREFIX,
             {name: Procedure(f, low, high) for name, (f, low, high) in methods.items()},
             "the SAMP Standard Profile",
             refusals=(SAMPHubError,),

@@ -40,6 +40,11 @@ def test_old_names_still_importable(module: str, name: str, value: object) -> No
 def test_values() -> None:
     assert constants.HUB_ID == "hub"
     assert constants.DEFAULT_WEB_LISTEN == "tcp:21012:interface=127.0.0.1"
+    assert constants.WEB_PORT == 21012
+    assert constants.HUB_PREFIX == "samp.hub."
+    assert (constants.QUERY_BY_META, constants.QUERY_BY_META_X) == (
+        "samp.query.by-meta", "x-samp.query.by-meta",
+    )
     assert constants.CLIENT_EVENTS == (
         "samp.hub.event.register", "samp.hub.event.unregister",
         "samp.hub.event.metadata", "samp.hub.event.subscriptions",
@@ -72,6 +77,9 @@ def test_mtypes_and_statuses_spelled_once() -> None:
     values = {
         value for name, value in vars(constants).items()
         if name.isupper() and isinstance(value, str) and "." in value and ":" not in value
+        # HUB_PREFIX is a method-name prefix, not an MType: client/proxy.py
+        # still spells it (moved to the constant on another branch).
+        and name != "HUB_PREFIX"
     }
     assert {constants.PING, constants.STATUS_OK, constants.SHUTDOWN} <= values
     found = []

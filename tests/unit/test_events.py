@@ -47,10 +47,11 @@ def test_events_are_typed_ordered_and_on_a_later_turn():
     clock.advance(0)
     assert [type(e) for e in seen] == [
         events.ClientRegistered, events.SubscriptionsDeclared, events.ClientRegistered,
-        events.MetadataDeclared, events.Notified, events.Called, events.Replied,
-        events.ClientUnregistered,
+        events.MetadataDeclared, events.Notified, events.Called, events.CallEnded,
+        events.Replied, events.ClientUnregistered,
     ]
-    registered, subscribed, _, metadata, notified, called, replied, left = seen
+    registered, subscribed, _, metadata, notified, called, ended, replied, left = seen
+    assert ended.pending is called.pending and ended.why == events.REPLIED
     assert registered == events.ClientRegistered(a)
     assert subscribed.subscriptions == {"a.b": {}}
     assert metadata.metadata == {"samp.name": "bee"}

@@ -26,7 +26,7 @@ TAP_MODULES = {
     "samptwist", "samptwist._http", "samptwist._httpclient", "samptwist._log",
     "samptwist._oneshot", "samptwist._version", "samptwist._xmlrpc", "samptwist.errors",
     "samptwist.constants", "samptwist.hub", "samptwist.hub.activity", "samptwist.hub.callbacks",
-    "samptwist.hub.checks", "samptwist.hub.core", "samptwist.hub.events",
+    "samptwist.hub.checks", "samptwist.hub.core", "samptwist.hub.events", "samptwist.hub.messaging",
     "samptwist.hub.failures", "samptwist.hub.pending",
     "samptwist.hub.policy", "samptwist.hub.registry", "samptwist.hub.subscriptions",
     "samptwist.hub.delivery", "samptwist.hub.httpguard", "samptwist.hub.limits",

@@ -3,6 +3,7 @@ Call churn leaves nothing behind, and what one client may hold is bounded
 (samptwist.hub.limits): deterministic, on a task.Clock.
 """
 
+import json
 import xmlrpc.client
 
 import pytest
@@ -10,6 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from samptwist.errors import SAMPHubError
+from samptwist.hub import events
 from samptwist.hub.callbacks import DeliveryFailed
 from samptwist.hub.core import Hub
 from samptwist.hub.delivery import CallbackCaller, XmlRpcCallbackTarget
@@ -91,6 +93,76 @@ def test_timed_out_and_cancelled_calls_leave_nothing():
     w.hub.unregister(r.private_key)
     w.hub.unregister(s.private_key)
     assert w.counts() == EMPTY
+
+
+class Stream:
+    """Just enough of a twisted.web request for the status page's live feed."""
+
+    def __init__(self):
+        self.written = []
+        self.finished = Deferred()
+
+    def write(self, data):
+        self.written.append(data)
+
+    def notifyFinish(self):
+        return self.finished
+
+    def last(self, kind):
+        """The data of the last C{kind} event pushed, decoded."""
+        for chunk in reversed(self.written):
+            head, _, data = chunk.decode().partition("\n")
+            if head == f"event: {kind}":
+                return json.loads(data[len("data: "):])
+        raise AssertionError(f"no {kind} event pushed")
+
+
+def test_timed_out_calls_bring_the_live_page_back_to_zero():
+    """1,000 callAndWait time-outs: the core's count and the status page's
+    pushed live counters both return to zero (events.CallEnded)."""
+    w = Churn()
+    w.status.startService()
+    page = Stream()
+    assert w.status.add_stream(page)
+    r = w.hung_client({"a.b": {}})
+    s = w.client()
+    ends = [swallow(w.hub.call_and_wait(s.private_key, r.public_id, msg(), "1"))
+            for _ in range(1000)]
+    w.clock.advance(0)  # the events of the calls reach the page
+    assert w.hub.pending_calls == 1000
+    assert page.last("log")["stats"]["pending_calls"] == 1000
+    w.clock.advance(1)  # all time out; nothing else happens that logs
+    w.clock.advance(0)
+    assert all(len(e) == 1 and e[0].check(SAMPHubError) for e in ends)
+    assert w.hub.pending_calls == 0
+    assert page.last("stats")["pending_calls"] == 0
+    assert w.status.state()["stats"]["pending_calls"] == 0
+    w.status.stopService()
+
+
+def test_call_ended_says_why():
+    w = Churn()
+    seen = []
+    w.hub.observe(lambda e: seen.append(e) if isinstance(e, events.CallEnded) else None)
+    r = w.client({"a.b": {}})
+    h = w.hung_client({"a.b": {}})
+    s = w.client()
+    w.hub.call_and_wait(s.private_key, h.public_id, msg(), "1").addErrback(lambda _: None)
+    d = w.hub.call_and_wait(s.private_key, h.public_id, msg(), "0")
+    cancelled = swallow(d)
+    d.cancel()
+    assert cancelled[0].check(SAMPHubError)
+    w.hub.call(s.private_key, r.public_id, "t", msg())
+    msg_id = r.t.of("receiveCall")[-1][1]
+    w.hub.reply(r.private_key, msg_id, {"samp.status": "samp.ok", "samp.result": {}})
+    w.hub.call_and_wait(s.private_key, h.public_id, msg(), "0").addErrback(lambda _: None)
+    w.clock.advance(1)
+    w.hub.unregister(h.private_key)
+    w.clock.advance(0)
+    assert [e.why for e in seen] == [
+        events.CANCELLED, events.REPLIED, events.TIMED_OUT, events.RECIPIENT_LEFT,
+    ]
+    assert [e.answered for e in seen] == [False, True, False, True]
 
 
 def test_calls_of_departed_senders_and_recipients_leave_nothing():

@@ -21,6 +21,7 @@ from samptwist.hub.web.consent import (
     AllowOrigins,
     ConsentRequest,
     DenyAll,
+    DialogConsent,
     IConsentPolicy,
     TerminalPrompt,
     consent_from_spec,
@@ -202,6 +203,8 @@ def deferToReadable(fd):
 class Manual:
     """A policy answered by the test."""
 
+    timeout = None
+
     def __init__(self):
         self.asked = []
 
@@ -212,6 +215,9 @@ class Manual:
 
     def describe(self):
         return "manual"
+
+    def close(self):
+        pass
 
 
 def test_profile_consent_flow_and_other_clients_served():
@@ -265,3 +271,25 @@ def test_origins_policy_through_profile():
     fault = web.fault("register", {"samp.name": "foreign"}, origin="http://evil.example")
     assert "refused" in fault.faultString
     assert "refused" in web.fault("register", {"samp.name": "none"}, origin=None).faultString
+
+
+def test_every_policy_has_a_wait_and_closes():
+    """IConsentPolicy.timeout and close(): the Web Profile service relies on
+    them instead of duck typing."""
+
+    class Dialog:
+        pass
+
+    dialog = DialogConsent(Dialog(), Clock())
+    for policy in (DenyAll(), AllowAll(), AllowOrigins(["http://a:1"]), dialog):
+        assert policy.timeout is None  # answers without a wait of its own
+        policy.close()
+    assert TerminalPrompt(None, timeout=7).timeout == 7
+    first = dialog.request(ConsentRequest("a", None))
+    second = dialog.request(ConsentRequest("b", None))
+    answers = []
+    first.addCallback(answers.append)
+    second.addCallback(answers.append)
+    dialog.close()
+    assert answers == [False, False]
+    assert verifyObject(IConsentPolicy, Manual())

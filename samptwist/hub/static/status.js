@@ -233,6 +233,7 @@
       setStats(d.stats);
       renderLog();
     });
+    source.addEventListener("stats", function (ev) { setStats(JSON.parse(ev.data)); });
     source.addEventListener("consent", function (ev) { renderConsent(JSON.parse(ev.data)); });
     source.addEventListener("bye", function () { feed("hub stopped"); source.close(); });
     source.onerror = function () { if (source.readyState !== EventSource.OPEN) { feed("reconnecting"); } };

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from zope.interface import Interface, implementer
+from zope.interface import Attribute, Interface, implementer
 
 from ..._log import Logger
 
@@ -164,9 +164,33 @@ class IConsentPolicy(Interface):
         @return: one line saying what the policy does, for the hub's log.
         """
 
+    timeout = Attribute(
+        """
+        Seconds the policy waits for a person's answer before refusing
+        (settable: the Web Profile's C{consent_timeout} sets it), or C{None}
+        for a policy that answers without asking anyone.
+        """
+    )
+
+    def close() -> None:
+        """
+        Stop asking: the hub is stopping.  Questions still open are refused;
+        nothing is asked after this.
+        """
+
+
+class _Unasked:
+    """What a policy that asks nobody has of L{IConsentPolicy}: no wait,
+    nothing to close."""
+
+    timeout: Optional[float] = None
+
+    def close(self) -> None:
+        pass
+
 
 @implementer(IConsentPolicy)
-class DenyAll:
+class DenyAll(_Unasked):
     """
     Refuse every web registration (C{--web-consent deny}).
 
@@ -190,7 +214,7 @@ class DenyAll:
 
 
 @implementer(IConsentPolicy)
-class AllowAll:
+class AllowAll(_Unasked):
     """
     Accept every web registration (C{--web-consent allow-all}).  Only for
     tests and demos: any page in any browser on this machine may then use
@@ -211,7 +235,7 @@ class AllowAll:
 
 
 @implementer(IConsentPolicy)
-class AllowOrigins:
+class AllowOrigins(_Unasked):
     """
     Accept registrations whose Origin header names one of the listed page
     origins (C{--web-consent origins:URL[,URL]}); refuse all others,
@@ -287,8 +311,28 @@ class DialogConsent:
         dialog.queue_request = queue.Queue(1)
         dialog.queue_result = queue.Queue(1)
 
+    #: the dialog's person answers when they like: no wait of our own
+    timeout: Optional[float] = None
+
     def describe(self) -> str:
         return f"ask the web_profile_dialog {type(self.dialog).__name__}"
+
+    def close(self) -> None:
+        """
+        Stop polling the dialog and refuse every open question (the hub is
+        stopping); a later answer on C{queue_result} is never read.
+        """
+        if self._poll is not None and self._poll.active():
+            self._poll.cancel()
+        self._poll = None
+        open_ = list(self._waiting)
+        self._waiting.clear()
+        if self._asking is not None:
+            open_.insert(0, self._asking)
+            self._asking = None
+        for _, d in open_:
+            if not d.called:
+                d.callback(False)
 
     def request(self, request: ConsentRequest) -> Deferred:
         def cancel(d: Deferred) -> None:

@@ -72,7 +72,7 @@ class WebProfileService(Service):
             consent = consent_from_spec(consent, reactor)
         self.consent: IConsentPolicy = consent
         wait = profile_options.get("consent_timeout")
-        if wait is not None and wait > 0 and hasattr(consent, "timeout"):
+        if wait is not None and wait > 0 and consent.timeout is not None:
             # The policy refuses after its own wait (and says so); the
             # profile's timer only backs it up.
             consent.timeout = wait
@@ -156,9 +156,7 @@ class WebProfileService(Service):
     @inlineCallbacks
     def stopService(self) -> Any:
         super().stopService()
-        close = getattr(self.consent, "close", None)
-        if close is not None:
-            close()
+        self.consent.close()
         self.profile.close()
         if self._port is not None:
             port, self._port = self._port, None
