@@ -240,3 +240,29 @@ def test_constants_import_nothing_of_ours(baseline):
                                                                 "samptwist.errors",
                                                                 "samptwist.constants"}
     assert third_party("import samptwist.constants", baseline) == set()
+
+
+def test_pyvo_style_client_imports_no_hub_module():
+    """
+    C{from samptwist.samp import SAMPIntegratedClient}: samptwist.samp
+    imports its names on first use (PEP 562), so a client script loads no
+    samptwist.hub module; the hub facade is still there when asked for.
+    """
+    loaded = modules_after("from samptwist.samp import SAMPIntegratedClient, SAMPHubProxy")
+    assert "samptwist.samp.integrated_client" in loaded
+    assert {m for m in loaded if m.startswith("samptwist.hub")} == set()
+    loaded = modules_after("import samptwist.samp")
+    assert {m for m in loaded if m.startswith("samptwist.")} == {
+        "samptwist.samp", "samptwist._version", "samptwist.errors"}
+    loaded = modules_after("from samptwist.samp import SAMPHubServer")
+    assert "samptwist.hub.blocking" in loaded
+
+
+def test_pyvo_style_names_are_all_there():
+    """The lazy package still lists and gives every name of its __all__."""
+    import samptwist.samp as samp
+
+    assert set(samp.__all__) <= set(dir(samp))
+    assert all(getattr(samp, name) is not None for name in samp.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        samp.nothing  # noqa: B018
