@@ -23,8 +23,8 @@ from twisted.web.http_headers import Headers
 from .._net import is_localhost_name, is_loopback_address
 from ..client.discovery import lockfile_location
 from ..errors import LockfileError
-from ..hub.status import status_key
 from ..lockfile import LockInfo, path_from_url, read_lockfile
+from ..statuspage import status_key
 from ._common import add_hub_options
 
 HELP = "explain what works and what does not: lockfile, hub, Web Profile, browsers"
