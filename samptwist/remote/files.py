@@ -49,7 +49,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from .._http import watch_answerable
 from .._log import Logger
-from .._net import is_loopback_address
+from .._net import file_url_is_local, is_loopback_host
 from .protocol import DATA_CHUNK, MAX_CREDIT, Refused
 
 log = Logger()
@@ -181,7 +181,7 @@ def local_path(url: str) -> Optional[Path]:
     if not url.startswith("file:"):
         return None
     parts = urlsplit(url)
-    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+    if not file_url_is_local(parts.netloc) or not parts.path.startswith("/"):
         return None
     return Path(unquote(parts.path))
 
@@ -193,7 +193,7 @@ def is_loopback_http(url: str) -> bool:
     if not url.startswith("http://"):
         return False
     host = urlsplit(url).hostname or ""
-    return host == "localhost" or is_loopback_address(host)
+    return is_loopback_host(host)
 
 
 class _Tokens:
