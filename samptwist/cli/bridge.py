@@ -31,6 +31,7 @@ from twisted.internet.defer import Deferred
 from ..client import SAMPClient
 from ..client.handlers import Message
 from ..client.tracker import ClientInfo
+from ..constants import DEFAULT_LISTEN
 from ..errors import SAMPError
 from ..mirror import MARKER, Gone, HubSide, ProxySet
 from ._common import CLIError, add_hub_options
@@ -61,9 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_hub_options(parser)
     parser.add_argument("lockfile_a", metavar="LOCKFILE_A", help="lockfile (path or URL) of hub A")
     parser.add_argument("lockfile_b", metavar="LOCKFILE_B", help="lockfile (path or URL) of hub B")
-    parser.add_argument("--listen-a", default="tcp:0:interface=127.0.0.1", metavar="ENDPOINT",
+    parser.add_argument("--listen-a", default=DEFAULT_LISTEN, metavar="ENDPOINT",
                         help="callback endpoint for hub A (default: a free loopback port)")
-    parser.add_argument("--listen-b", default="tcp:0:interface=127.0.0.1", metavar="ENDPOINT",
+    parser.add_argument("--listen-b", default=DEFAULT_LISTEN, metavar="ENDPOINT",
                         help="callback endpoint for hub B (default: a free loopback port)")
     parser.add_argument("--advertise-a", metavar="URL",
                         help="base URL hub A calls back to (default: from --listen-a)")

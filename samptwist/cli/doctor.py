@@ -22,6 +22,7 @@ from .._httpclient import HTTPClient
 from .._net import is_localhost_name, is_loopback_address
 from .._xmlrpc import Fault, NotXmlRpc, encode_call, parse_answer
 from ..client.discovery import lockfile_location
+from ..constants import DEFAULT_WEB_LISTEN
 from ..errors import LockfileError
 from ..lockfile import LockInfo, path_from_url, read_lockfile
 from ..statuspage import status_key
@@ -42,7 +43,8 @@ EPILOG = """examples:
   samptwist doctor --json
 """
 
-WEB_PORT = 21012
+#: the standard Web Profile port (WEB-1), the port of the default Web Profile endpoint
+WEB_PORT = int(DEFAULT_WEB_LISTEN.split(":")[1])
 TIMEOUT = 5.0
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
