@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -620,14 +620,3 @@ def _describe(e: BaseException) -> str:
         return str(e.description) if hasattr(e, "description") else str(e)
     text = str(e) or type(e).__name__
     return text
-
-
-def with_link(agent: Agent, greet: bool = False) -> Tuple[Link, Deferred]:
-    """
-    @return: a new L{Link} attached to C{agent}, and its C{ready} Deferred.
-    """
-    link = Link(agent, greet=greet)
-    agent.attach(link)
-    return link, link.ready
-
-
