@@ -15,6 +15,7 @@ Each place that asks has its own, deliberately different, policy::
                                   link-local, reserved...), and the first
                                   label of this machine's names
     peer_is_loopback              a loopback peer address (never a name)  n/a
+    file_url_is_local             a file: URL's authority "" or localhost n/a
     ============================  ======================================  ===========
 
 Each of the first four accepts all that the one above it accepts, and
@@ -205,7 +206,28 @@ def status_host_is_allowed(host: Optional[bytes]) -> bool:
         name = text[: text.find("]") + 1]
     else:
         name = text.partition(":")[0]
-    return _name(name) in LOOPBACK_NAMES or is_loopback_address(name)
+    return is_loopback_host(name)
+
+
+def is_loopback_host(host: str) -> bool:
+    """
+    @return: whether C{host} (a URL's or a Host header's, without the port)
+        is one of L{LOOPBACK_NAMES} or any loopback address: what the status
+        page's Host policy accepts, and where the remote session's file
+        server serves C{http:} URLs from.
+    """
+    return _name(host) in LOOPBACK_NAMES or is_loopback_address(host)
+
+
+def file_url_is_local(netloc: str) -> bool:
+    """
+    @param netloc: the authority of a C{file:} URL (C{urlsplit(url).netloc}).
+    @return: whether it names this machine: empty (C{file:///p},
+        C{file:/p}) or C{localhost} (RFC 8089), the only C{file:} URLs the
+        lockfile reader, the Web Profile's translator and the remote
+        session's file exports open.
+    """
+    return netloc == "" or netloc.lower() == "localhost"
 
 
 def translator_host_is_local(host: Optional[str]) -> bool:

@@ -17,6 +17,7 @@ from typing import Dict, Mapping, Optional
 from urllib.parse import unquote, urlparse
 
 from ._log import Logger
+from ._net import file_url_is_local
 from .errors import LockfileError
 
 log = Logger()
@@ -151,7 +152,7 @@ def path_from_url(url: str) -> Path:
     parsed = urlparse(url)
     if parsed.scheme == "":
         return Path(url)
-    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+    if parsed.scheme != "file" or not file_url_is_local(parsed.netloc):
         raise LockfileError(f"lockfile URL {url!r} is not a local file: URL")
     return Path(unquote(parsed.path))
 

@@ -26,9 +26,11 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from ._net import url_host
 from .client import SAMPClient
 from .client.handlers import Message, error
 from .client.tracker import ClientInfo, TrackerEvent
+from .constants import DEFAULT_LISTEN
 from .errors import SAMPCallError
 
 #: the metadata key every proxy carries (loop protection)
@@ -52,7 +54,7 @@ class HubSide:
     """
 
     def __init__(self, reactor: Any, label: str, lockfile: Optional[str] = None,
-                 listen: str = "tcp:0:interface=127.0.0.1",
+                 listen: str = DEFAULT_LISTEN,
                  advertise: Optional[str] = None) -> None:
         self.reactor = reactor
         self.label = label
@@ -89,7 +91,7 @@ class HubSide:
         if self.port is None and not self.base:  # (a test may serve callbacks itself)
             self.port = await serverFromString(self.reactor, self.listen).listen(Site(self.root))
             host = self.port.getHost()
-            self.base = self.advertise or f"http://127.0.0.1:{host.port}/"
+            self.base = self.advertise or f"http://{url_host(host.host)}:{host.port}/"
             if not self.base.endswith("/"):
                 self.base += "/"
         manager = self.new_client(name=name, description=description,

@@ -31,6 +31,7 @@ from twisted.internet.defer import Deferred
 from ..client import SAMPClient
 from ..client.handlers import Message
 from ..client.tracker import ClientInfo
+from ..constants import DEFAULT_LISTEN
 from ..errors import SAMPError
 from ..mirror import MARKER, Gone, HubSide, ProxySet
 from ._common import CLIError, add_hub_options
@@ -61,9 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_hub_options(parser)
     parser.add_argument("lockfile_a", metavar="LOCKFILE_A", help="lockfile (path or URL) of hub A")
     parser.add_argument("lockfile_b", metavar="LOCKFILE_B", help="lockfile (path or URL) of hub B")
-    parser.add_argument("--listen-a", default="tcp:0:interface=127.0.0.1", metavar="ENDPOINT",
+    parser.add_argument("--listen-a", default=DEFAULT_LISTEN, metavar="ENDPOINT",
                         help="callback endpoint for hub A (default: a free loopback port)")
-    parser.add_argument("--listen-b", default="tcp:0:interface=127.0.0.1", metavar="ENDPOINT",
+    parser.add_argument("--listen-b", default=DEFAULT_LISTEN, metavar="ENDPOINT",
                         help="callback endpoint for hub B (default: a free loopback port)")
     parser.add_argument("--advertise-a", metavar="URL",
                         help="base URL hub A calls back to (default: from --listen-a)")
@@ -105,9 +106,10 @@ class Bridge:
     """
 
     def __init__(self, reactor: Any, args: argparse.Namespace, translate: Translator,
-                 out: TextIO) -> None:
+                 out: TextIO, err: Optional[TextIO] = None) -> None:
         self.reactor = reactor
         self.out = out
+        self.err = sys.stderr if err is None else err
         self.args = args
         self.translate = translate
         self.a = HubSide(reactor, "A", args.lockfile_a, args.listen_a, args.advertise_a)
@@ -151,8 +153,8 @@ class Bridge:
     def _warn(self, f: Any, side: HubSide, client_id: str) -> None:
         if f.check(Gone) or not self.args.verbose:
             return
-        sys.stderr.write(f"samptwist bridge: {side.label}: cannot bridge {client_id}: "
-                         f"{f.getErrorMessage()}\n")
+        self.err.write(f"samptwist bridge: {side.label}: cannot bridge {client_id}: "
+                       f"{f.getErrorMessage()}\n")
 
     async def forward(self, there: HubSide, target: str,
                       message: Message) -> Optional[Dict[str, Any]]:
@@ -186,10 +188,13 @@ def parse_maps(items: List[str]) -> Translator:
     return Translator(pairs)
 
 
-async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None,
+              err: Optional[TextIO] = None) -> int:
     """
     @param out: where the command reports what it bridges (C{sys.stdout}
-        when run by the C{samptwist} command); warnings go to standard error.
+        when run by the C{samptwist} command).
+    @param err: where warnings and lost hubs are reported (C{sys.stderr}
+        by default).
     @return: 0 when a hub shut down, 1 when one was lost.
     @raise CLIError: for bad options or a hub that cannot be reached.
     """
@@ -197,7 +202,7 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
     translate = parse_maps(args.map)
     if args.timeout <= 0:
         raise CLIError("--timeout must be positive", code=2)
-    bridge = Bridge(reactor, args, translate, out)
+    bridge = Bridge(reactor, args, translate, out, err)
     try:
         for side in (bridge.a, bridge.b):
             lockfile = args.lockfile_a if side is bridge.a else args.lockfile_b
@@ -233,8 +238,8 @@ def _lost(bridge: Bridge, side: HubSide, reason: str) -> None:
     if reason == "closed" or bridge.done.called:
         return
     if reason == "shutdown":
-        sys.stderr.write(f"samptwist bridge: hub {side.label} stopped\n")
+        bridge.err.write(f"samptwist bridge: hub {side.label} stopped\n")
         bridge.done.callback(0)
     else:
-        sys.stderr.write(f"samptwist bridge: lost hub {side.label} ({reason})\n")
+        bridge.err.write(f"samptwist bridge: lost hub {side.label} ({reason})\n")
         bridge.done.callback(1)

@@ -11,7 +11,7 @@ import sys
 from typing import Any, Dict, List, Optional, TextIO
 
 from ..client.discovery import find_hub
-from ..hub.status import status_url
+from ..statuspage import status_url
 from ._common import CLIError, add_hub_options, client_name, list_clients, make_client, table
 
 HELP = "list the registered clients: name, id, key metadata, subscriptions"

@@ -11,20 +11,21 @@ import json
 import os
 import stat
 import sys
-import xmlrpc.client
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 from urllib.parse import urlsplit
 
 import treq
-from twisted.web.http_headers import Headers
 
+from .._httpclient import HTTPClient
 from .._net import is_localhost_name, is_loopback_address
+from .._xmlrpc import Fault, NotXmlRpc, encode_call, parse_answer
 from ..client.discovery import lockfile_location
+from ..constants import DEFAULT_WEB_LISTEN
 from ..errors import LockfileError
-from ..hub.status import status_key
 from ..lockfile import LockInfo, path_from_url, read_lockfile
+from ..statuspage import status_key
 from ._common import add_hub_options
 
 HELP = "explain what works and what does not: lockfile, hub, Web Profile, browsers"
@@ -42,7 +43,8 @@ EPILOG = """examples:
   samptwist doctor --json
 """
 
-WEB_PORT = 21012
+#: the standard Web Profile port (WEB-1), the port of the default Web Profile endpoint
+WEB_PORT = int(DEFAULT_WEB_LISTEN.split(":")[1])
 TIMEOUT = 5.0
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
@@ -176,24 +178,30 @@ def _cmdline(pid: int) -> str:
 
 async def _xmlrpc(reactor: Any, url: str, method: str, *params: Any) -> Tuple[str, Any]:
     """
+    Call C{method} on the XML-RPC server at C{url}, through the library's one
+    HTTP client (L{HTTPClient}) and codec (L{samptwist._xmlrpc}).
+
     @return: C{("answer", value)}, C{("fault", text)}, C{("http", code)},
         C{("garbage", text)} or C{("down", why)}.
     """
-    body = xmlrpc.client.dumps(params, method).encode()
+    http = HTTPClient(reactor, timeout=TIMEOUT, user_agent="samptwist-doctor")
     try:
-        response = await treq.post(url, data=body, timeout=TIMEOUT, reactor=reactor,
-                                   headers=Headers({b"Content-Type": [b"text/xml"]}))
-        data = await response.content()
+        # a persistent connection that we close (below), not the server: the
+        # TIME_WAIT stays on our side, and the server's port can be bound
+        # again at once when it stops
+        answer = await http.post(url, encode_call(method, params))
     except Exception as e:
         return "down", str(e) or type(e).__name__
-    if response.code != 200:
-        return "http", response.code
+    finally:
+        await http.close()
+    if answer.code != 200:
+        return "http", answer.code
     try:
-        return "answer", xmlrpc.client.loads(data)[0][0]
-    except xmlrpc.client.Fault as fault:
+        return "answer", parse_answer(answer.body)
+    except Fault as fault:
         return "fault", fault.faultString
-    except Exception:
-        return "garbage", data[:80].decode("latin-1")
+    except NotXmlRpc:
+        return "garbage", answer.body[:80].decode("latin-1")
 
 
 def hub_implementation(info: LockInfo) -> str:

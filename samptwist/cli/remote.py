@@ -136,14 +136,17 @@ def _executable(argv: List[str]) -> List[str]:
     return [found] + argv[1:]
 
 
-async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = None,
+              err: Optional[TextIO] = None) -> int:
     """
     @param out: where the command reports the link's progress (C{sys.stdout}
-        when run by the C{samptwist} command); problems go to standard error.
+        when run by the C{samptwist} command).
+    @param err: where problems are reported (C{sys.stderr} by default).
     @return: the exit status: 0 when the link ended normally.
     @raise CLIError: for bad options or this desktop's hub unreachable.
     """
     stream = sys.stdout if out is None else out
+    errors = sys.stderr if err is None else err
     if args.max_file_size < 0 or args.file_lifetime <= 0 or args.max_rate <= 0 \
             or args.reconnect_delay <= 0:
         raise CLIError("sizes, lifetimes, rates and delays must be positive", code=2)
@@ -155,8 +158,8 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
 
     def complain(text: str) -> None:
         stream.flush()
-        sys.stderr.write(f"samptwist remote: {text}\n")
-        sys.stderr.flush()
+        errors.write(f"samptwist remote: {text}\n")
+        errors.flush()
 
     side = HubSide(reactor, "desktop", args.lockfile)
     agent = Agent(reactor, side, role="desktop", place=f"desktop {socket.gethostname()}",

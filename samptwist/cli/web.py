@@ -15,8 +15,8 @@ from twisted.web.http_headers import Headers
 
 from ..client.discovery import find_hub
 from ..errors import LockfileError
-from ..hub.status import TOKEN_HEADER, status_key
 from ..hub.web.remembered import RememberedOrigins, describe_entries
+from ..statuspage import TOKEN_HEADER, status_key
 from ._common import CLIError, add_hub_options, table
 
 HELP = "list and answer web pages asking to use the hub; list/forget always-allowed origins"

@@ -37,6 +37,7 @@ from twisted.internet.threads import deferToThread
 
 from .._log import Logger
 from .._reactorthread import reactor_thread, run_in_reactor
+from ..constants import PING
 from ..errors import SAMPClientError, SAMPHubError, SAMPWarning
 from ..mtype import matches
 from .callback import CallbackResource, CallbackServer
@@ -319,7 +320,7 @@ class SAMPClient:
         self._hub_id: Optional[str] = None
         self._notification_bindings: Dict[str, List[Any]] = {}
         self._call_bindings: Dict[str, List[Any]] = {
-            "samp.app.ping": [self._ping, {}],
+            PING: [self._ping, {}],
             "client.env.get": [self._client_env_get, {}],
         }
         self._response_bindings: Dict[str, Callable[..., Any]] = {}

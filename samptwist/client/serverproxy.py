@@ -166,6 +166,12 @@ class SAMPXXEServerProxy(xmlrpc.client.ServerProxy):
             kwargs["transport"] = transport
         super().__init__(uri, *args, **kwargs)
 
+    # xmlrpc.client.ServerProxy has no public hook around a call: every
+    # C{proxy.samp.hub.x(...)} (dotted names included) reaches the
+    # name-mangled ServerProxy.__request through the private _Method, and
+    # the public alternative (our own __getattr__) would have to re-create
+    # _Method too.  This is the one place we override it, to check the
+    # arguments before sending and to turn faults into pyvo's exceptions.
     def _ServerProxy__request(self, methodname: str, params: Tuple[Any, ...]) -> Any:
         encoded = tuple(samp_value(p, f"{methodname} argument {i + 1}")
                         for i, p in enumerate(params))

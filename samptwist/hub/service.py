@@ -35,6 +35,7 @@ from ..lockfile import (
     remove_if_own,
     replace_stale,
 )
+from ..statuspage import status_url
 from .activity import ActivityMonitor
 from .core import Hub
 from .delivery import CallbackCaller
@@ -42,7 +43,7 @@ from .httpguard import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_REQUEST, ConnectionLimi
 from .limits import DEFAULT_LIMITS, Limits
 from .pages import HubRoot
 from .standard import StandardProfile
-from .status import StatusMonitor, StatusResource, status_url
+from .status import StatusMonitor, StatusResource
 
 
 class PlainTCP(NamedTuple):

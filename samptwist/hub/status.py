@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import hashlib
 import hmac
 import json
 import secrets
@@ -47,6 +46,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from .._log import Logger
 from .._net import peer_is_loopback, status_host_is_allowed
+from ..statuspage import TOKEN_HEADER, status_key
 from . import events
 from .core import Client, Hub
 
@@ -63,8 +63,6 @@ HEARTBEAT = 15.0
 MAX_TOKENS = 64
 #: largest body of a consent answer
 MAX_ANSWER = 4096
-#: header carrying the page token of a consent answer
-TOKEN_HEADER = b"x-samp-status-token"
 
 SECURITY_HEADERS = {
     b"x-content-type-options": b"nosniff",
@@ -79,23 +77,6 @@ SECURITY_HEADERS = {
         b"base-uri 'none'; form-action 'none'"
     ),
 }
-
-
-def status_key(secret: str) -> str:
-    """
-    @return: the key of the status page of the hub whose lockfile secret is
-        C{secret} (it does not reveal the secret).
-    """
-    digest = hmac.new(secret.encode("utf-8"), b"samptwist status page", hashlib.sha256)
-    return digest.hexdigest()[:32]
-
-
-def status_url(hub_url: str, secret: str) -> str:
-    """
-    @return: the status page URL of the hub at C{hub_url} (its XML-RPC URL).
-    """
-    base = hub_url.rsplit("/", 1)[0]
-    return f"{base}/status?key={status_key(secret)}"
 
 
 def _client_record(client: Client, now: float) -> Dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -31,8 +31,10 @@ from twisted.python.failure import Failure
 from twisted.web.server import Site
 
 from .._log import Logger
+from .._net import is_loopback_host, url_host
 from ..client.handlers import Message, error
 from ..client.tracker import ClientInfo
+from ..constants import DEFAULT_LISTEN
 from ..mirror import MARKER, HubSide, ProxySet
 from . import protocol as P
 from .files import Exports, FileServer, Imports, SharePolicy, Streams
@@ -79,6 +81,7 @@ class Link(P.FramedAMP):
 
     @ivar peer_place: where the other side says it is (a host name).
     @ivar peer_port: the other side's file server port.
+    @ivar peer_host: its host, formatted for a URL (a loopback address).
     @ivar ready: fires with this link once both sides said hello.
     @ivar lost: fires with the reason once the connection is gone.
     """
@@ -91,6 +94,7 @@ class Link(P.FramedAMP):
         self.greet = greet
         self.peer_place = "the other side"
         self.peer_port = 0
+        self.peer_host = "127.0.0.1"
         self.ready: Deferred = Deferred()
         self.lost: Deferred = Deferred()
         self.streams = Streams(agent.reactor, agent.exports, send=self._send_data,
@@ -115,7 +119,8 @@ class Link(P.FramedAMP):
     def connectionMade(self) -> None:
         self._heard = self.clock.seconds()
         d = self.callRemote(P.Hello, version=P.VERSION, side=self.agent.role,
-                            place=self.agent.place, file_port=self.agent.file_port)
+                            place=self.agent.place, file_port=self.agent.file_port,
+                            file_host=self.agent.file_host)
         d.addCallbacks(self._said_hello, self._failed, errbackArgs=("hello",))
         self._beat = LoopingCall(self._heartbeat)
         self._beat.clock = self.clock
@@ -233,7 +238,8 @@ class Link(P.FramedAMP):
     # -- responders -----------------------------------------------------------
 
     @P.Hello.responder
-    def hello(self, version: int, side: str, place: str, file_port: int) -> Dict[str, Any]:
+    def hello(self, version: int, side: str, place: str, file_port: int,
+              file_host: Optional[str] = None) -> Dict[str, Any]:
         if self._hello_in:
             raise P.Refused("hello twice")
         if version != P.VERSION:
@@ -241,9 +247,14 @@ class Link(P.FramedAMP):
             raise P.Refused(f"this side speaks version {P.VERSION}")
         if not 0 <= file_port < 65536:
             raise P.Refused(f"bad file port {file_port}")
+        file_host = file_host or "127.0.0.1"  # (an agent of before it was sent)
+        if not is_loopback_host(file_host):
+            # URLs of it go to this side's clients: only ever the loopback
+            raise P.Refused(f"bad file host {file_host[:80]!r} (not a loopback address)")
         self._hello_in = True
         self.peer_place = place[:200] or "the other side"
         self.peer_port = file_port
+        self.peer_host = file_host
         self.clock.callLater(0, self._check_ready)
         return {"version": P.VERSION}
 
@@ -375,7 +386,7 @@ class Agent:
     def __init__(self, reactor: Any, side: HubSide, *, role: str, place: str,
                  limits: Optional[Limits] = None, mark_names: bool = False,
                  file_lifetime: float = 3600.0, max_file_size: int = 8 * 1024 ** 3,
-                 files_listen: str = "tcp:0:interface=127.0.0.1",
+                 files_listen: str = DEFAULT_LISTEN,
                  share: Sequence[str] = (),
                  say: Optional[Callable[[str], None]] = None,
                  complain: Optional[Callable[[str], None]] = None) -> None:
@@ -401,6 +412,8 @@ class Agent:
                                 timeout=self.limits.call_timeout)
         self.link: Optional[Link] = None
         self.file_port = 0
+        #: this side's file server's host, formatted for a URL
+        self.file_host = "127.0.0.1"
         self.announced: Set[str] = set()
         self._files: Any = None
         self.events: List[str] = []
@@ -416,7 +429,8 @@ class Agent:
         if self._files is None:
             site = Site(FileServer(self.imports, lambda: self.link))
             self._files = await serverFromString(self.reactor, self.files_listen).listen(site)
-            self.file_port = self._files.getHost().port
+            bound = self._files.getHost()
+            self.file_port, self.file_host = bound.port, url_host(bound.host)
         await self.side.start(f"samptwist remote ({self.role})",
                               "links this hub to the hub of another machine")
         self.side.watch(self.local_update, self.local_drop)
@@ -490,7 +504,7 @@ class Agent:
         if link is None or not self._live(link):
             return
         self.announced.add(client_id)
-        metadata = self.exports.outgoing(dict(info.metadata), link.peer_port)
+        metadata = self.exports.outgoing(dict(info.metadata), link.peer_port, link.peer_host)
         d = link.callRemote(P.ClientUpdate, client=client_id, metadata=metadata,
                             subscriptions=dict(info.subscriptions))
         d.addErrback(link._failed, f"telling about {client_id}")
@@ -510,7 +524,7 @@ class Agent:
         if client_id not in self.proxies.wanted and \
                 len(self.proxies.wanted) >= self.limits.max_clients:
             raise P.Refused(f"more than {self.limits.max_clients} clients")
-        metadata = self.imports.incoming(metadata, self.file_port)
+        metadata = self.imports.incoming(metadata, self.file_port, self.file_host)
         metadata = {k: v for k, v in metadata.items() if k != MARKER}
         metadata[MARKER] = f"proxy of {client_id} on {link.peer_place}"
         metadata[LOCATION] = link.peer_place
@@ -558,7 +572,7 @@ class Agent:
             info = self.side.foreign(sender)
             if info is not None:
                 self.local_update(sender, info)
-        body = self.exports.outgoing(dict(message.message), link.peer_port)
+        body = self.exports.outgoing(dict(message.message), link.peer_port, link.peer_host)
         try:
             answer = await link.callRemote(P.Relay, sender=sender, target=key, message=body,
                                            call=message.is_call,
@@ -574,7 +588,7 @@ class Agent:
             return None
         if not isinstance(response, dict):
             return error(f"{link.peer_place} answered with {str(response)[:80]!r}")
-        return self.imports.incoming(response, self.file_port)  # type: ignore[no-any-return]
+        return self.imports.incoming(response, self.file_port, self.file_host)  # type: ignore[no-any-return]
 
     async def relay_in(self, link: Link, sender: str, target: str, message: Dict[str, Any],
                        call: bool) -> Optional[Dict[str, Any]]:
@@ -593,12 +607,12 @@ class Agent:
             if call:
                 return error(f"no client {target[:60]!r} on {self.place}")
             raise P.Refused(f"no client {target[:60]!r} on {self.place}")
-        body = self.imports.incoming(message, self.file_port)
+        body = self.imports.incoming(message, self.file_port, self.file_host)
         response = await self.proxies.deliver(sender, target, body, call,
                                               self.limits.call_timeout)
         if response is None:
             return None
-        return self.exports.outgoing(response, link.peer_port)  # type: ignore[no-any-return]
+        return self.exports.outgoing(response, link.peer_port, link.peer_host)  # type: ignore[no-any-return]
 
 
 def _describe(e: BaseException) -> str:
@@ -606,14 +620,3 @@ def _describe(e: BaseException) -> str:
         return str(e.description) if hasattr(e, "description") else str(e)
     text = str(e) or type(e).__name__
     return text
-
-
-def with_link(agent: Agent, greet: bool = False) -> Tuple[Link, Deferred]:
-    """
-    @return: a new L{Link} attached to C{agent}, and its C{ready} Deferred.
-    """
-    link = Link(agent, greet=greet)
-    agent.attach(link)
-    return link, link.ready
-
-

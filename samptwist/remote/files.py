@@ -49,7 +49,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from .._http import watch_answerable
 from .._log import Logger
-from .._net import is_loopback_address
+from .._net import file_url_is_local, is_loopback_host
 from .protocol import DATA_CHUNK, MAX_CREDIT, Refused
 
 log = Logger()
@@ -181,7 +181,7 @@ def local_path(url: str) -> Optional[Path]:
     if not url.startswith("file:"):
         return None
     parts = urlsplit(url)
-    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+    if not file_url_is_local(parts.netloc) or not parts.path.startswith("/"):
         return None
     return Path(unquote(parts.path))
 
@@ -193,7 +193,7 @@ def is_loopback_http(url: str) -> bool:
     if not url.startswith("http://"):
         return False
     host = urlsplit(url).hostname or ""
-    return host == "localhost" or is_loopback_address(host)
+    return is_loopback_host(host)
 
 
 class _Tokens:
@@ -264,12 +264,15 @@ class Exports(_Tokens):
             raise Refused("no such file was sent")
         return entry
 
-    def outgoing(self, value: Any, port: int) -> Any:
+    def outgoing(self, value: Any, port: int, host: str = "127.0.0.1") -> Any:
         """
+        @param host: the other side's file server's host, formatted for a
+            URL (L{url_host<samptwist._net.url_host>}).
         @return: C{value} (a SAMP value leaving this side) with each URL of
             a readable local file or loopback URL replaced by its URL on the
-            other side's file server at C{port}.
+            other side's file server at C{host:port}.
         """
+        base = f"http://{host}:{port}/"
 
         def translate(text: str) -> str:
             path = local_path(text)
@@ -286,11 +289,11 @@ class Exports(_Tokens):
                     return text
                 path = Path(os.path.realpath(path))
                 token = self.export("file", str(path))
-                return f"http://127.0.0.1:{port}/{token}/{quote(path.name)}"
-            if is_loopback_http(text) and not text.startswith(f"http://127.0.0.1:{port}/"):
+                return f"{base}{token}/{quote(path.name)}"
+            if is_loopback_http(text) and not text.startswith(base):
                 token = self.export("url", text)
                 name = Path(urlsplit(text).path).name or "data"
-                return f"http://127.0.0.1:{port}/{token}/{quote(name)}"
+                return f"{base}{token}/{quote(name)}"
             return text
 
         return _walk(value, translate)
@@ -302,14 +305,15 @@ class Imports(_Tokens):
     came from the other side.
     """
 
-    def incoming(self, value: Any, port: int) -> Any:
+    def incoming(self, value: Any, port: int, host: str = "127.0.0.1") -> Any:
         """
-        Remember every token of this side's file server (at C{port}) named
-        in C{value} (a SAMP value that just crossed).
+        Remember every token of this side's file server (at C{host:port},
+        the host formatted for a URL) named in C{value} (a SAMP value that
+        just crossed).
 
         @return: C{value}, unchanged.
         """
-        prefix = f"http://127.0.0.1:{port}/"
+        prefix = f"http://{host}:{port}/"
         now = self.clock.seconds()
 
         def note(text: str) -> str:

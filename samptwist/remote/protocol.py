@@ -187,7 +187,9 @@ class Hello(amp.Command):
     """
 
     arguments = [(b"version", amp.Integer()), (b"side", amp.Unicode()),
-                 (b"place", amp.Unicode()), (b"file_port", amp.Integer())]
+                 (b"place", amp.Unicode()), (b"file_port", amp.Integer()),
+                 # the file server's host as formatted for a URL (absent: 127.0.0.1)
+                 (b"file_host", amp.Unicode(optional=True))]
     response = [(b"version", amp.Integer())]
     errors = _ERRORS
 

@@ -16,37 +16,79 @@ L{samptwist.hub}.  What differs from pyvo, and why, is in docs/porting.md.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Dict, Iterator
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List
 
-from .client import SAMPClient
-from .constants import (
-    SAFE_MTYPES,
-    SAMP_ICON,
-    SAMP_STATUS_ERROR,
-    SAMP_STATUS_OK,
-    SAMP_STATUS_WARNING,
-)
-from .errors import (
-    SAMPClientError,
-    SAMPHubError,
-    SAMPProxyError,
-    SAMPProxyTimeoutError,
-    SAMPWarning,
-)
-from .hub import SAMPHubServer, WebProfileDialog
-from .hub_proxy import SAMPHubProxy
-from .integrated_client import SAMPIntegratedClient
-from .utils import SAMPMsgReplierWrapper, SAMPXXEServerProxy, safe_xmlrpc_loads
-from .vo_helpers import (
-    accessible_table,
-    connection,
-    find_client_id,
-    send_image_to,
-    send_product_to,
-    send_spectrum_to,
-    send_table_to,
-)
+if TYPE_CHECKING:
+    from .client import SAMPClient
+    from .constants import (
+        SAFE_MTYPES,
+        SAMP_ICON,
+        SAMP_STATUS_ERROR,
+        SAMP_STATUS_OK,
+        SAMP_STATUS_WARNING,
+    )
+    from .errors import (
+        SAMPClientError,
+        SAMPHubError,
+        SAMPProxyError,
+        SAMPProxyTimeoutError,
+        SAMPWarning,
+    )
+    from .hub import SAMPHubServer, WebProfileDialog
+    from .hub_proxy import SAMPHubProxy
+    from .integrated_client import SAMPIntegratedClient
+    from .utils import SAMPMsgReplierWrapper, SAMPXXEServerProxy, safe_xmlrpc_loads
+    from .vo_helpers import (
+        accessible_table,
+        connection,
+        find_client_id,
+        send_image_to,
+        send_product_to,
+        send_spectrum_to,
+        send_table_to,
+    )
 
+#: public name -> the submodule that defines it, imported on first use
+#: (PEP 562), so that a client script loads no hub module and a hub no client
+_LAZY: Dict[str, str] = {
+    "SAMPClient": ".client",
+    **dict.fromkeys(
+        ["SAFE_MTYPES", "SAMP_ICON", "SAMP_STATUS_ERROR", "SAMP_STATUS_OK",
+         "SAMP_STATUS_WARNING"],
+        ".constants",
+    ),
+    **dict.fromkeys(
+        ["SAMPClientError", "SAMPHubError", "SAMPProxyError", "SAMPProxyTimeoutError",
+         "SAMPWarning"],
+        ".errors",
+    ),
+    "SAMPHubServer": ".hub",
+    "WebProfileDialog": ".hub",
+    "SAMPHubProxy": ".hub_proxy",
+    "SAMPIntegratedClient": ".integrated_client",
+    **dict.fromkeys(
+        ["SAMPMsgReplierWrapper", "SAMPXXEServerProxy", "safe_xmlrpc_loads"], ".utils"
+    ),
+    **dict.fromkeys(
+        ["accessible_table", "connection", "find_client_id", "send_image_to",
+         "send_product_to", "send_spectrum_to", "send_table_to"],
+        ".vo_helpers",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 class Conf:
     """

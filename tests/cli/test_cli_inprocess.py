@@ -348,3 +348,41 @@ def test_entry_point_hands_each_subcommand_its_stream(name, monkeypatch):
     assert failures[0].value.code == 0
     assert given == [stderr if Module.OUT_IS_STDERR else stdout]
     assert Module.OUT_IS_STDERR == (name == "remote-agent")
+
+
+@pytest_twisted.ensureDeferred
+async def test_bridge_and_remote_report_problems_on_the_injected_err(inprocess_hub, lockfile,
+                                                                     tmp_path, capsys):
+    """
+    bridge and remote write their problems on the C{err} stream they are
+    given (the entry point passes nothing: standard error), never on the
+    global one.
+    """
+    from samptwist.cli import bridge, remote
+    from samptwist.hub.service import HubService
+
+    other = tmp_path / "b.samp"
+    hub_b = HubService(reactor, listen="tcp:0:interface=127.0.0.1", lockfile=other,
+                       shutdown_grace=2.0)
+    hub_b.startService()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        await hub_b.ready
+        args = build_parser().parse_args(["bridge", str(lockfile), str(other)])
+        d = Deferred.fromCoroutine(bridge.run(reactor, args, out, err=err))
+        while "bridge ready" not in out.getvalue():
+            await deferLater(reactor, 0.05, lambda: None)
+            assert not d.called, d
+    finally:
+        if hub_b.running:
+            await hub_b.stopService()
+    assert await d == 0
+    assert err.getvalue() == "samptwist bridge: hub B stopped\n"
+
+    out, err = io.StringIO(), io.StringIO()
+    args = build_parser().parse_args(["remote", "--via", "true", "--once", "--lockfile",
+                                      str(lockfile)])
+    code = await Deferred.fromCoroutine(remote.run(reactor, args, out, err=err))
+    assert code == 1
+    assert err.getvalue().startswith("samptwist remote: "), (out.getvalue(), err.getvalue())
+    assert capsys.readouterr().err == ""

@@ -16,7 +16,7 @@ import peers
 import pytest
 from browser import chromium_context
 
-from samptwist.hub.status import status_url
+from samptwist.statuspage import status_url
 
 from .conftest import ok, run_cli
 

@@ -519,3 +519,49 @@ def test_file_server_serves_only_imported_tokens():
     request = DummyRequest([b"known", b"x.vot"])
     assert b"link to the other side is down" in server.render_GET(request)
     assert request.responseCode == 503
+
+
+class _HostSays(Hostile):
+    """Says hello with its file server on C{file_host}."""
+
+    file_host = "[::1]"
+    answer: Any = None
+
+    def connectionMade(self) -> None:
+        d = self.callRemote(P.Hello, version=P.VERSION, side="remote", place="far",
+                            file_port=7002, file_host=self.file_host)
+        d.addBoth(lambda r: setattr(self, "answer", r))
+
+
+@pytest.mark.parametrize("file_host,taken", [("[::1]", True), ("127.0.0.1", True),
+                                              ("localhost", True), ("evil.example.org", False),
+                                              ("10.0.0.1", False), ("127.0.0.1/x@evil", False)])
+def test_the_other_sides_file_host_is_used_and_must_be_loopback(tmp_path, file_host, taken):
+    """
+    Each side says where its file server listens (its bound address as
+    url_host formats it): files sent there are named on that host; a
+    host that is not loopback is refused (the URLs go to this side's
+    clients).
+    """
+    from twisted.internet.task import Clock
+
+    from samptwist.remote.files import Exports
+
+    pair = Pair(None)
+    link = Link(pair.desk)
+    pair.desk.attach(link)
+    evil = _HostSays()
+    evil.file_host = file_host
+    pair.pump = iosim.connect(evil, iosim.FakeTransport(evil, True),
+                              link, iosim.FakeTransport(link, False), greet=False)
+    pair.settle()
+    if not taken:
+        assert isinstance(evil.answer, Failure) and "bad file host" in str(evil.answer.value)
+        assert link.peer_host == "127.0.0.1"
+        return
+    assert evil.answer == {"version": P.VERSION} and link.peer_host == file_host
+    data = tmp_path / "t.vot"
+    data.write_text("x")
+    out = Exports(Clock()).outgoing(data.as_uri(), link.peer_port, link.peer_host)
+    assert out.startswith(f"http://{file_host}:7002/") and out.endswith("/t.vot")
+    assert pair.desk.file_host == "127.0.0.1"  # its own, from the bound DEFAULT_LISTEN

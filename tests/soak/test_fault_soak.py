@@ -22,7 +22,7 @@ import treq
 from twisted.internet import defer, protocol, reactor, threads
 from twisted.web.xmlrpc import Fault
 
-from samptwist.hub.status import status_key
+from samptwist.statuspage import status_key
 from tests.integration.hubtools import Participant, deferLater
 from tests.peers import running_hub
 from tests.soak.test_soak import bounded, rss_kib

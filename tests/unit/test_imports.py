@@ -33,7 +33,7 @@ TAP_MODULES = {
     "samptwist.hub.pages",
     "samptwist.hub.service", "samptwist.hub.standard", "samptwist.hub.status",
     "samptwist.lockfile", "samptwist.mtype", "samptwist.tap", "samptwist.types",
-    "samptwist._net",
+    "samptwist._net", "samptwist.statuspage",
 }
 #: third-party distributions it may load: Twisted and what twisted.web needs
 TAP_THIRD_PARTY = {
@@ -240,3 +240,54 @@ def test_constants_import_nothing_of_ours(baseline):
                                                                 "samptwist.errors",
                                                                 "samptwist.constants"}
     assert third_party("import samptwist.constants", baseline) == set()
+
+
+def test_pyvo_style_client_imports_no_hub_module():
+    """
+    C{from samptwist.samp import SAMPIntegratedClient}: samptwist.samp
+    imports its names on first use (PEP 562), so a client script loads no
+    samptwist.hub module; the hub facade is still there when asked for.
+    """
+    loaded = modules_after("from samptwist.samp import SAMPIntegratedClient, SAMPHubProxy")
+    assert "samptwist.samp.integrated_client" in loaded
+    assert {m for m in loaded if m.startswith("samptwist.hub")} == set()
+    loaded = modules_after("import samptwist.samp")
+    assert {m for m in loaded if m.startswith("samptwist.")} == {
+        "samptwist.samp", "samptwist._version", "samptwist.errors"}
+    loaded = modules_after("from samptwist.samp import SAMPHubServer")
+    assert "samptwist.hub.blocking" in loaded
+
+
+def test_pyvo_style_names_are_all_there():
+    """The lazy package still lists and gives every name of its __all__."""
+    import samptwist.samp as samp
+
+    assert set(samp.__all__) <= set(dir(samp))
+    assert all(getattr(samp, name) is not None for name in samp.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        samp.nothing  # noqa: B018
+
+
+@pytest.mark.parametrize("command", ["clients", "doctor"])
+def test_client_cli_commands_import_no_hub_module(command):
+    """
+    C{samptwist clients} (its --status-url too) and C{samptwist doctor}
+    derive the status page's address from samptwist.statuspage, shared with
+    the hub, so they load no samptwist.hub module.
+    """
+    loaded = modules_after(f"import samptwist.cli.{command}")
+    assert "samptwist.statuspage" in loaded
+    assert {m for m in loaded if m.startswith("samptwist.hub")} == set()
+
+
+def test_status_page_names_shared_with_the_hub():
+    """The hub's status page uses the very functions the CLI uses."""
+    from samptwist import statuspage
+    from samptwist.hub import status
+
+    assert status.status_key is statuspage.status_key
+    assert status.TOKEN_HEADER is statuspage.TOKEN_HEADER
+    key = statuspage.status_key("s3cret")
+    assert len(key) == 32 and "s3cret" not in key
+    assert statuspage.status_url("http://127.0.0.1:5/xmlrpc", "s3cret") == (
+        f"http://127.0.0.1:5/status?key={key}")

@@ -221,7 +221,7 @@ def test_one_place_decides() -> None:
     """
     root = Path(_net.__file__).parent
     needles = (".is_loopback", "LOOPBACK_NAMES", "LOOPBACK_HOSTS", "_LOCAL_NAMES", "getfqdn",
-               '"0.0.0.0"', '"::"', "ipaddress")
+               '"0.0.0.0"', '"::"', "ipaddress", '== "localhost"', '("", "localhost")')
     found = []
     for path in sorted(root.rglob("*.py")):
         if path == Path(_net.__file__) or path == root / "cli" / "doctor.py":
@@ -232,7 +232,46 @@ def test_one_place_decides() -> None:
             # listening default, not a rule about what is local)
             text = text.replace('else "::"', "")
         found += [f"{path.relative_to(root)}: {n}" for n in needles if n in text]
-    assert not found
+    # hub/service.plain_tcp: Twisted's default interface of a tcp6: endpoint
+    # string (what to bind), not a host policy or a formatted address
+    assert found in ([], ['hub/service.py: "::"'])
     doctor = (root / "cli" / "doctor.py").read_text(encoding="utf-8")
     assert ".is_loopback" not in doctor and "LOOPBACK" not in doctor
     assert _net.LOOPBACK_NAMES == {"localhost", "127.0.0.1", "::1"}
+
+
+@pytest.mark.parametrize(
+    "netloc,local",
+    [("", True), ("localhost", True), ("LocalHost", True), ("127.0.0.1", False),
+     ("otherhost", False), ("localhost.example.org", False), ("localhost:8000", False)],
+)
+def test_file_url_is_local(netloc: str, local: bool) -> None:
+    """The one rule for the authority of a file: URL (RFC 8089)."""
+    assert _net.file_url_is_local(netloc) is local
+
+
+def test_file_url_rule_is_the_one_the_three_readers_use(tmp_path: Path) -> None:
+    """The lockfile reader and the remote file exports keep to it."""
+    from samptwist.errors import LockfileError
+    from samptwist.lockfile import path_from_url
+    from samptwist.remote.files import is_loopback_http, local_path
+
+    assert path_from_url("file://localhost/tmp/x") == Path("/tmp/x")
+    with pytest.raises(LockfileError):
+        path_from_url("file://elsewhere/tmp/x")
+    assert local_path("file:///tmp/x") == local_path("file://localhost/tmp/x") == Path("/tmp/x")
+    assert local_path("file://elsewhere/tmp/x") is None
+    for url, loopback in [("http://localhost:1/a", True), ("http://127.0.0.2/a", True),
+                          ("http://[::1]:8/a", True), ("http://example.org/a", False),
+                          ("https://127.0.0.1/a", False)]:
+        assert is_loopback_http(url) is loopback, url
+
+
+@pytest.mark.parametrize(
+    "host,loopback",
+    [("localhost", True), ("LOCALHOST", True), ("127.0.0.1", True), ("127.8.0.1", True),
+     ("::1", True), ("[::1]", True), ("::ffff:127.0.0.1", True), ("example.org", False),
+     ("10.0.0.1", False), ("", False)],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    assert _net.is_loopback_host(host) is loopback

@@ -26,7 +26,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from samptwist.hub.status import status_url
+from samptwist.statuspage import status_url
 
 from .webhub import web_hub
 

@@ -24,10 +24,11 @@ from twisted.web.resource import Resource
 from zope.interface.verify import verifyObject
 
 from samptwist.hub.core import Hub
-from samptwist.hub.status import StatusMonitor, StatusResource, status_key
+from samptwist.hub.status import StatusMonitor, StatusResource
 from samptwist.hub.web.consent import ConsentRequest, IConsentPolicy
 from samptwist.hub.web.pageconsent import StatusPageConsent
 from samptwist.hub.web.remembered import RememberedOrigins, config_dir, default_path
+from samptwist.statuspage import status_key
 
 from .harness import Web, now, pending
 

@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from ..._http import watch_answerable
 from ..._log import Logger
+from ..._net import file_url_is_local
 from .urls import UrlTracker
 
 #: Default largest translated body, in bytes.
@@ -167,7 +168,7 @@ class Translator(Resource):
     # -- local files ---------------------------------------------------------
 
     def _file(self, request: Any, parts: Any) -> Any:
-        if parts.netloc not in ("", "localhost"):
+        if not file_url_is_local(parts.netloc):
             return self._error(request, 403, "translation refused: file: URL on another host")
         path = url2pathname(parts.path)
         try:
