@@ -23,10 +23,9 @@ except ImportError:  # pragma: no cover - Python < 3.8
 from .._httpclient import Answer, HTTPClient
 from .._log import Logger
 from .._xmlrpc import Fault, NotXmlRpc, encode_call, parse_answer
+from ..constants import HUB_PREFIX
 from ..errors import SAMPHubError
 from .errors import HubUnreachable
-
-PREFIX = "samp.hub."
 
 
 class IPoster(Protocol):
@@ -136,7 +135,7 @@ class HubProxy:
             usable answer) or L{twisted.internet.defer.TimeoutError}.
         """
         try:
-            body = encode_call(PREFIX + method, args)
+            body = encode_call(HUB_PREFIX + method, args)
         except Exception as e:
             return fail(SAMPHubError(f"cannot encode {method} arguments: {e}"))
         d = self.poster.post(self.url, body)

@@ -77,9 +77,6 @@ def test_mtypes_and_statuses_spelled_once() -> None:
     values = {
         value for name, value in vars(constants).items()
         if name.isupper() and isinstance(value, str) and "." in value and ":" not in value
-        # HUB_PREFIX is a method-name prefix, not an MType: client/proxy.py
-        # still spells it (moved to the constant on another branch).
-        and name != "HUB_PREFIX"
     }
     assert {constants.PING, constants.STATUS_OK, constants.SHUTDOWN} <= values
     found = []
