@@ -16,8 +16,9 @@ L{samptwist.hub}.  What differs from pyvo, and why, is in docs/porting.md.
 from __future__ import annotations
 
 import contextlib
-import importlib
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List
+from typing import TYPE_CHECKING, Any, Dict, Iterator
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .client import SAMPClient
@@ -78,17 +79,7 @@ _LAZY: Dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 class Conf:
     """

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: every samptwist module `import samptwist.tap` may load
 TAP_MODULES = {
-    "samptwist", "samptwist._http", "samptwist._httpclient", "samptwist._log",
+    "samptwist", "samptwist._http", "samptwist._httpclient", "samptwist._lazy", "samptwist._log",
     "samptwist._oneshot", "samptwist._version", "samptwist._xmlrpc", "samptwist.errors",
     "samptwist.constants", "samptwist.hub", "samptwist.hub.activity", "samptwist.hub.callbacks",
     "samptwist.hub.checks", "samptwist.hub.core", "samptwist.hub.events", "samptwist.hub.messaging",
@@ -221,7 +221,7 @@ def test_package_root_imports_nothing_heavy(baseline):
     """import samptwist: the version and the exceptions; the rest on use."""
     loaded = modules_after("import samptwist")
     assert {m for m in loaded if m.startswith("samptwist")} == {
-        "samptwist", "samptwist._version", "samptwist.errors",
+        "samptwist", "samptwist._lazy", "samptwist._version", "samptwist.errors",
     }
     assert third_party("import samptwist", baseline) == set()
     loaded = modules_after("from samptwist import SAMPClient, start_hub, __version__")
@@ -236,9 +236,9 @@ def test_client_does_not_import_the_hub():
 def test_constants_import_nothing_of_ours(baseline):
     """Both sides import samptwist.constants: it needs neither (nor Twisted)."""
     loaded = modules_after("import samptwist.constants")
-    assert {m for m in loaded if m.startswith("samptwist")} == {"samptwist", "samptwist._version",
-                                                                "samptwist.errors",
-                                                                "samptwist.constants"}
+    assert {m for m in loaded if m.startswith("samptwist")} == {
+        "samptwist", "samptwist._lazy", "samptwist._version", "samptwist.errors",
+        "samptwist.constants"}
     assert third_party("import samptwist.constants", baseline) == set()
 
 
@@ -253,7 +253,7 @@ def test_pyvo_style_client_imports_no_hub_module():
     assert {m for m in loaded if m.startswith("samptwist.hub")} == set()
     loaded = modules_after("import samptwist.samp")
     assert {m for m in loaded if m.startswith("samptwist.")} == {
-        "samptwist.samp", "samptwist._version", "samptwist.errors"}
+        "samptwist.samp", "samptwist._lazy", "samptwist._version", "samptwist.errors"}
     loaded = modules_after("from samptwist.samp import SAMPHubServer")
     assert "samptwist.hub.blocking" in loaded
 
