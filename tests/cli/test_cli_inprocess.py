@@ -16,13 +16,13 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 
 from samptwist.cli import SUBCOMMANDS, build_parser
 from samptwist.cli import hub as hub_command
 from samptwist.cli._common import CLIError, error_line
 from samptwist.client import SAMPClient, error
+from tests.client.hubs import wait_until
 
 #: seconds any single step may take before the test fails
 STEP = 30.0
@@ -243,9 +243,9 @@ async def test_bridge_reports_on_out_and_ends_with_hub_b(inprocess_hub, lockfile
     try:
         await hub_b.ready
         d, out = start("bridge", str(lockfile), str(other))
-        while "bridge ready" not in out.getvalue():
-            await deferLater(reactor, 0.05, lambda: None)
-            assert not d.called, d
+        await wait_until(lambda: "bridge ready" in out.getvalue() or d.called, 30,
+                         "bridge ready")
+        assert "bridge ready" in out.getvalue(), d
     finally:
         if hub_b.running:
             await hub_b.stopService()
@@ -283,8 +283,7 @@ async def test_remote_agent_speaks_on_its_link_and_talks_on_out(inprocess_hub, l
     out = io.StringIO()
     d = Deferred.fromCoroutine(remote_agent.run(reactor, args, out, stdio=stdio))
     d.addTimeout(STEP, reactor)
-    while not links:
-        await deferLater(reactor, 0.05, lambda: None)
+    await wait_until(lambda: links, STEP, "the agent's link")
     assert transport.value().startswith(GREETING)
     links[0].connectionLost(Failure(ConnectionDone()))
     assert await d == 0
@@ -293,12 +292,10 @@ async def test_remote_agent_speaks_on_its_link_and_talks_on_out(inprocess_hub, l
     # Its messages go to out, never onto the link.
     d = Deferred.fromCoroutine(remote_agent.run(reactor, args, out, stdio=stdio))
     d.addTimeout(STEP, reactor)
-    while len(links) < 2:
-        await deferLater(reactor, 0.05, lambda: None)
+    await wait_until(lambda: len(links) >= 2, STEP, "the agent's second link")
     transport.clear()
     await inprocess_hub.stopService()
-    while not transport.disconnecting:
-        await deferLater(reactor, 0.05, lambda: None)
+    await wait_until(lambda: transport.disconnecting, STEP, "the link to close")
     links[1].connectionLost(Failure(ConnectionDone()))
     assert await d == 1
     assert "lost this machine's hub" in out.getvalue()
@@ -370,9 +367,9 @@ async def test_bridge_and_remote_report_problems_on_the_injected_err(inprocess_h
         await hub_b.ready
         args = build_parser().parse_args(["bridge", str(lockfile), str(other)])
         d = Deferred.fromCoroutine(bridge.run(reactor, args, out, err=err))
-        while "bridge ready" not in out.getvalue():
-            await deferLater(reactor, 0.05, lambda: None)
-            assert not d.called, d
+        await wait_until(lambda: "bridge ready" in out.getvalue() or d.called, 30,
+                         "bridge ready")
+        assert "bridge ready" in out.getvalue(), d
     finally:
         if hub_b.running:
             await hub_b.stopService()
