@@ -229,7 +229,7 @@ class StatusMonitor(Service):
             if isinstance(error, dict) and isinstance(error.get("samp.errortxt"), str):
                 entry["error"] = error["samp.errortxt"][:200]
             self._add(entry, now)
-        elif isinstance(event, events.CallEnded) and not event.answered:
+        elif isinstance(event, events.CallEnded) and not event.answered and self.streams:
             # A time-out, cancel or departed caller logs nothing, but the
             # page's counters must not go stale until the next entry.
             self._broadcast("stats", self.stats())
