@@ -217,8 +217,10 @@ async def _shared(url: str, secret: str, pid: int, fanouts: Sequence[int], recei
                                                  received, start0, stop)) for _ in range(4)]
             await asyncio.sleep(warmup)
             r0, c0, t0 = received[0], cpu_seconds(pid), time.monotonic()
+            d0 = time.process_time()
             await asyncio.sleep(duration)
             r1, c1, t1 = received[0], cpu_seconds(pid), time.monotonic()
+            d1 = time.process_time()
             stop[0] = True
             await asyncio.gather(*tasks, return_exceptions=True)
             drain = time.monotonic() + 15
@@ -228,6 +230,7 @@ async def _shared(url: str, secret: str, pid: int, fanouts: Sequence[int], recei
             delivered = max(1, r1 - r0)
             out[f"{label}_deliveries_per_s"] = round((r1 - r0) / (t1 - t0), 1)
             out[f"{label}_hub_cpu_us_per_delivery"] = round(1e6 * (c1 - c0) / delivered, 1)
+            out[f"{label}_driver_cpu_us_per_delivery"] = round(1e6 * (d1 - d0) / delivered, 1)
             out[f"{label}_lost"] = max(0, sent[0] * fanout - (received[0] - start0))
     finally:
         server.close()

@@ -72,6 +72,8 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 MAX_IDLE_PER_HOST = 256
 #: most bytes of an answer's status line and headers
 MAX_HEAD = 64 * 1024
+#: URLs whose address and request head are remembered
+MAX_TARGETS = 4096
 
 
 class HTTPClient:
@@ -111,6 +113,7 @@ class HTTPClient:
         self.idle_timeout = idle_timeout
         self._idle: Dict[Tuple[str, int], List[_ClientHTTP]] = {}
         self._connections: Set[_ClientHTTP] = set()
+        self._targets: Dict[str, Tuple[Tuple[str, int], bytes]] = {}
         self.direct = agent is None
         self._agents: Optional[Tuple[Any, IAgent, IAgent]] = (
             None if agent is None else (None, agent, agent)
@@ -187,6 +190,21 @@ class HTTPClient:
     # -- the direct HTTP/1.1 client -----------------------------------------
 
     def _exchange(self, url: str, body: bytes, keepalive: bool) -> _Exchange:
+        target = self._targets.get(url)
+        if target is None:
+            target = self._target(url)
+            if len(self._targets) >= MAX_TARGETS:
+                self._targets.clear()
+            self._targets[url] = target
+        key, head = target
+        return _Exchange(
+            self, key, head % (len(body), b"" if keepalive else b"Connection: close\r\n"),
+            body, keepalive,
+        )
+
+    def _target(self, url: str) -> Tuple[Tuple[str, int], bytes]:
+        # The address of a URL and its request head, to be completed with the
+        # body's length and the Connection header.
         parsed = urlparse(url)
         host = parsed.hostname or "127.0.0.1"
         port = parsed.port or 80  # raises ValueError for a bad port
@@ -194,11 +212,9 @@ class HTTPClient:
         netloc = parsed.netloc.rpartition("@")[2]
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\nContent-Type: text/xml\r\n"
-            f"User-Agent: {self.user_agent}\r\nContent-Length: {len(body)}\r\n"
-            + ("" if keepalive else "Connection: close\r\n")
-            + "\r\n"
-        ).encode("latin-1")
-        return _Exchange(self, (host, port), head, body, keepalive)
+            f"User-Agent: {self.user_agent}\r\n"
+        ).encode("latin-1").replace(b"%", b"%%") + b"Content-Length: %d\r\n%s\r\n"
+        return (host, port), head
 
     def _take_idle(self, key: Tuple[str, int]) -> Optional[_ClientHTTP]:
         idle = self._idle.get(key)

@@ -31,6 +31,14 @@ def get_level() -> LogLevel:
     return _ORDER[_threshold[0]]
 
 
+def debugging() -> bool:
+    """
+    @return: whether debug events are logged: hot paths check it before
+        building a debug event at all.
+    """
+    return _threshold[0] == 0
+
+
 class Logger(_Logger):
     """
     A L{twisted.logger.Logger} honouring L{set_level}.

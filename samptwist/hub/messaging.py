@@ -14,7 +14,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from .._log import Logger
+from .._log import Logger, debugging
 from ..constants import STATUS_ERROR
 from ..errors import SAMPHubError, SAMPValueError
 from ..mtype import subscription_for
@@ -159,13 +159,14 @@ class Messaging:
         target = recipient.target
         assert target is not None
         self.stats.notifications += 1
-        self.log.debug(
-            "notify {mtype} {sender} -> {recipient}: {params}",
-            mtype=message.get("samp.mtype"),
-            sender=sender.public_id,
-            recipient=recipient.public_id,
-            params=message.get("samp.params"),
-        )
+        if debugging():
+            self.log.debug(
+                "notify {mtype} {sender} -> {recipient}: {params}",
+                mtype=message.get("samp.mtype"),
+                sender=sender.public_id,
+                recipient=recipient.public_id,
+                params=message.get("samp.params"),
+            )
         self.events.emit(events.Notified(sender, recipient, message, at=self.reactor.seconds()))
         d = target.receiveNotification(sender.public_id, message)
         full: List[str] = []
@@ -226,14 +227,15 @@ class Messaging:
         self.stats.calls += 1
         pending.number = self.stats.calls
         pending.started = self.reactor.seconds()
-        self.log.debug(
-            "call {mtype} {sender} -> {recipient} ({msg_id}): {params}",
-            mtype=message.get("samp.mtype"),
-            sender=pending.sender.public_id,
-            recipient=pending.recipient.public_id,
-            msg_id=pending.msg_id,
-            params=message.get("samp.params"),
-        )
+        if debugging():
+            self.log.debug(
+                "call {mtype} {sender} -> {recipient} ({msg_id}): {params}",
+                mtype=message.get("samp.mtype"),
+                sender=pending.sender.public_id,
+                recipient=pending.recipient.public_id,
+                msg_id=pending.msg_id,
+                params=message.get("samp.params"),
+            )
         self.events.emit(events.Called(pending, message, at=pending.started))
         d = target.receiveCall(pending.sender.public_id, pending.msg_id, message)
         if not d.called:
@@ -368,12 +370,13 @@ class Messaging:
                 "(unknown msg-id, already answered, timed out, or its sender left)"
             )
         self.stats.replies += 1
-        self.log.debug(
-            "reply {msg_id} from {recipient}: {response}",
-            msg_id=msg_id,
-            recipient=replier.public_id,
-            response=response,
-        )
+        if debugging():
+            self.log.debug(
+                "reply {msg_id} from {recipient}: {response}",
+                msg_id=msg_id,
+                recipient=replier.public_id,
+                response=response,
+            )
         self._finish(pending, response, events.REPLIED)
 
     def _finish(self, pending: PendingCall, response: Dict[str, Any], why: str) -> None:

@@ -39,6 +39,7 @@ from ..statuspage import status_url
 from .activity import ActivityMonitor
 from .core import Hub
 from .delivery import CallbackCaller
+from .fastlane import FastLaneChannel
 from .httpguard import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_REQUEST, ConnectionLimiter, GuardedSite
 from .limits import DEFAULT_LIMITS, Limits
 from .pages import HubRoot
@@ -139,10 +140,16 @@ def ping_hub(reactor: Any, url: str, timeout: float = 2.0) -> Deferred:
 
 class QuietSite(GuardedSite):
     """
-    The Standard Profile's site: request lines logged only at debug level.
+    The Standard Profile's site: request lines logged only at debug level;
+    plain XML-RPC POSTs to C{fast_lane}'s path take the fast lane
+    (L{FastLaneChannel}).
+
+    @ivar fast_lane: C{(path, resource)}: the endpoint the lane serves.
     """
 
     log_ = Logger()
+    protocol = FastLaneChannel  # type: ignore[assignment]
+    fast_lane: Optional[Any] = None
 
     def log(self, request: Any) -> None:
         if get_level() == LogLevel.debug:
@@ -318,8 +325,9 @@ class HubService(MultiService):
         self.status.setServiceParent(self)
         self.root.putChild(b"status", StatusResource(self.status, self.secret))
         self.root.putChild(b"xmlrpc", self.standard)
-        self.site = QuietSite(self.root, timeout=idle_timeout)
+        self.site = QuietSite(self.root, timeout=idle_timeout, reactor=reactor)
         self.site.max_request_size = max_request_size
+        self.site.fast_lane = (b"/xmlrpc", self.standard)
         #: shared by both sites: they share the process's file descriptors
         self.limiter = ConnectionLimiter(max_connections)
         self.site.limiter = self.limiter

@@ -6,12 +6,15 @@ C{samp.hub.} prefix and the private key as first argument (STD-RPC-*).
 from __future__ import annotations
 
 import secrets
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple, Union
 
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
 from twisted.web import server, xmlrpc
 
+from .._http import watch_answerable
 from .._log import Logger
-from .._xmlrpc import MethodTable, Procedure
+from .._xmlrpc import Fault, MethodTable, Procedure, fault_answer, loads, result_answer
 from ..constants import HUB_PREFIX
 from ..errors import SAMPHubError
 from .core import Hub
@@ -26,6 +29,10 @@ class StandardProfile(xmlrpc.XMLRPC):
     Every method answers either its SAMP result or an XML-RPC fault whose
     faultString says what was wrong.  Methods without a SAMP result answer
     C{""}.
+
+    L{answer} turns a request body into the answer's body; twisted.web's
+    request handling (L{render_POST}) and the hub's fast lane for plain
+    XML-RPC POSTs (L{samptwist.hub.fastlane}) both go through it.
     """
 
     log = Logger()
@@ -105,10 +112,67 @@ class StandardProfile(xmlrpc.XMLRPC):
         self.hub.set_callback(private_key, target)
         return ""
 
+    def answer(self, request: Any, body: bytes) -> Union[bytes, Deferred[bytes]]:
+        """
+        Handle one XML-RPC request, as twisted.web's C{XMLRPC.render_POST}
+        does (the same faults for a body that is not XML-RPC, an unknown
+        method, a refusal, an unexpected error), without writing anything.
+
+        @param request: what the dispatch may watch for the caller hanging
+            up: anything with C{notifyFinish()} (a twisted.web request, or
+            the fast lane's stand-in).
+        @return: the body of the XML-RPC method response, or (for a method
+            that answers later: C{callAndWait}) a L{Deferred} firing with it,
+            which never fails.
+        """
+        try:
+            args, path = loads(body)
+        except Exception as e:
+            return fault_answer(self.FAILURE, f"Can't deserialize input: {e}")
+        if path is None:
+            return fault_answer(self.FAILURE, "Can't deserialize input: not a method call")
+        try:
+            function = self.lookupProcedure(path)
+        except Fault as f:
+            return fault_answer(f.faultCode, f.faultString)
+        try:
+            result = function(request, *args)
+        except Exception:
+            self.log.failure("unexpected error in {method}", method=path)
+            return fault_answer(self.FAILURE, "error")
+        if isinstance(result, Deferred):
+            return result.addCallbacks(result_answer, self._unexpected, errbackArgs=(path,))
+        return result_answer(result)
+
+    def _unexpected(self, failure: Failure, path: str) -> bytes:
+        if failure.check(Fault):
+            fault: Any = failure.value
+            return fault_answer(fault.faultCode, fault.faultString)
+        if failure.check(CancelledError):
+            return fault_answer(self.FAILURE, "cancelled")  # the caller hung up
+        self.log.failure("unexpected error in {method}", failure, method=path)
+        return fault_answer(self.FAILURE, "error")
+
     def render_POST(self, request: Any) -> Any:
         if reject_unsafe_xml(self, request):
             return server.NOT_DONE_YET
-        return super().render_POST(request)
+        request.content.seek(0, 0)
+        answerable = watch_answerable(request)
+        content = self.answer(request, request.content.read())
+        if isinstance(content, Deferred):
+            content.addCallback(_write_answer, request, answerable)
+        else:
+            _write_answer(content, request, answerable)
+        return server.NOT_DONE_YET
 
     def lookupProcedure(self, procedurePath: str) -> Callable[..., Any]:
         return self.table.lookup(procedurePath)
+
+
+def _write_answer(content: bytes, request: Any, answerable: Callable[[], bool]) -> None:
+    if not answerable():
+        return  # the caller hung up
+    request.setHeader(b"content-type", b"text/xml; charset=utf-8")
+    request.setHeader(b"content-length", b"%d" % len(content))
+    request.write(content)
+    request.finish()
