@@ -41,6 +41,31 @@ def check_string(value: str, where: str = "value") -> None:
         )
 
 
+def _plainly_valid(value: Any, depth: int) -> bool:
+    # The common case, without naming positions: exact types, ASCII strings.
+    kind = type(value)
+    if kind is str:
+        return value.isascii() and not value.encode("ascii").translate(None, _GOOD_BYTES)
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if not (
+                type(key) is str
+                and key.isascii()
+                and not key.encode("ascii").translate(None, _GOOD_BYTES)
+                and _plainly_valid(item, depth + 1)
+            ):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if not _plainly_valid(item, depth + 1):
+                return False
+        return True
+    return False
+
+
 def check_value(value: Any, where: str = "value", _depth: int = 0) -> None:
     """
     Check that C{value} is a SAMP value: C{str}, C{list} or C{dict} with
@@ -50,19 +75,25 @@ def check_value(value: Any, where: str = "value", _depth: int = 0) -> None:
     @raise SAMPValueError: naming the offending position, for any other type
         (C{int}, C{float}, C{bool}, C{None}, C{bytes}, ...) or illegal string.
     """
+    if _plainly_valid(value, _depth):
+        return  # else find out what is wrong, and where
+    _check_value(value, where, _depth)
+
+
+def _check_value(value: Any, where: str, _depth: int) -> None:
     if _depth > MAX_DEPTH:
         raise SAMPValueError(f"{where}: nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, str):
         check_string(value, where)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            check_value(item, f"{where}[{index}]", _depth + 1)
+            _check_value(item, f"{where}[{index}]", _depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SAMPValueError(f"{where}: map key {key!r} is not a string")
             check_string(key, f"{where} key")
-            check_value(item, f"{where}[{key!r}]", _depth + 1)
+            _check_value(item, f"{where}[{key!r}]", _depth + 1)
     else:
         kind = type(value).__name__
         hint = " (encode numbers and booleans as strings)" if isinstance(
@@ -180,10 +211,16 @@ def samp_size(value: Any) -> int:
         map entry.  Deep or odd values are not checked here (see
         L{check_value}).
     """
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str or isinstance(value, str):
         return len(value)
-    if isinstance(value, dict):
-        return sum(len(k) + 8 + samp_size(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return sum(8 + samp_size(v) for v in value)
+    size = 0
+    if kind is dict or isinstance(value, dict):
+        for key, item in value.items():
+            size += (len(key) if isinstance(key, str) else 8) + 8 + samp_size(item)
+        return size
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        for item in value:
+            size += 8 + samp_size(item)
+        return size
     return 8
