@@ -155,6 +155,7 @@ def _throughput(hub: HubProcess, s: Settings, params: tuple, method: str, fanout
     return {
         "deliveries_per_s": round((r1 - r0) / (t1 - t0), 1),
         "hub_cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 1),
+        "hub_cpu_us_per_delivery": round(1e6 * (c1 - c0) / max(1, r1 - r0), 1),
         "lost": max(0, total_sent * fanout - receivers.total()),
     }
 
