@@ -132,6 +132,25 @@ _CLIENT_EVENT_TYPES = (
 )
 
 
+def _message_entry(event: Any) -> Dict[str, Any]:
+    # The log entry of an events.Notified or events.Called.
+    if isinstance(event, events.Called):
+        sender, recipient = event.pending.sender, event.pending.recipient
+    else:
+        sender, recipient = event.sender, event.recipient
+    entry: Dict[str, Any] = {
+        "kind": "call" if isinstance(event, events.Called) else "notify",
+        "mtype": str(event.message.get("samp.mtype", "")),
+        "sender": sender.public_id,
+        "sender_name": sender.name,
+        "recipient": recipient.public_id,
+        "recipient_name": recipient.name,
+    }
+    if isinstance(event, events.Called):
+        entry["call"] = event.pending.number
+    return entry
+
+
 class StatusMonitor(Service):
     """
     Watches a L{Hub} through C{observe} and keeps what the status page shows:
@@ -143,7 +162,9 @@ class StatusMonitor(Service):
     def __init__(self, hub: Hub, reactor: Any, history: int = HISTORY) -> None:
         self.hub = hub
         self.reactor = reactor
-        self.entries: Deque[Dict[str, Any]] = collections.deque(maxlen=history)
+        #: the rolling log: entries, or the notify and call events not yet
+        #: written out as entries (see L{log_entries})
+        self.entries: Deque[Any] = collections.deque(maxlen=history)
         self.streams: List[Any] = []
         self._heartbeat: Optional[task.LoopingCall] = None
         self.consent: Optional[StatusPageConsent] = None
@@ -195,21 +216,12 @@ class StatusMonitor(Service):
                 )
                 self._broadcast("client", {"id": client.public_id, "record": record})
         elif isinstance(event, (events.Notified, events.Called)):
-            if isinstance(event, events.Called):
-                sender, recipient = event.pending.sender, event.pending.recipient
+            if self.streams:
+                self._add(_message_entry(event), now)
             else:
-                sender, recipient = event.sender, event.recipient
-            entry = {
-                "kind": "call" if isinstance(event, events.Called) else "notify",
-                "mtype": str(event.message.get("samp.mtype", "")),
-                "sender": sender.public_id,
-                "sender_name": sender.name,
-                "recipient": recipient.public_id,
-                "recipient_name": recipient.name,
-            }
-            if isinstance(event, events.Called):
-                entry["call"] = event.pending.number
-            self._add(entry, now)
+                # The commonest event, and nobody is watching: written out
+                # only if a page asks for the log (log_entries).
+                self.entries.append(event)
         elif isinstance(event, events.Replied):
             pending = event.pending
             response = event.response
@@ -241,6 +253,20 @@ class StatusMonitor(Service):
             self._broadcast("log", {"entry": entry, "stats": self.stats()})
 
     # -- views ---------------------------------------------------------------
+
+    def log_entries(self) -> List[Dict[str, Any]]:
+        """
+        @return: the rolling log, oldest first, as the page shows it.
+        """
+        started = self.hub.started
+        out = []
+        for entry in self.entries:
+            if not isinstance(entry, dict):
+                event = entry
+                entry = _message_entry(event)
+                entry["t"] = round(event.at - started, 3)
+            out.append(entry)
+        return out
 
     def stats(self) -> Dict[str, Any]:
         s = self.hub.stats
@@ -274,7 +300,7 @@ class StatusMonitor(Service):
             },
             "stats": self.stats(),
             "clients": self.clients(),
-            "log": list(self.entries),
+            "log": self.log_entries(),
             "consent": self.consent_view(),
         }
 

@@ -205,7 +205,7 @@ def test_replies_leave_nothing_and_the_page_still_times_them():
         w.hub.reply(r.private_key, msg_id, {"samp.status": "samp.ok", "samp.result": {}})
     assert w.hub.pending_calls == 0 and w.status.stats()["pending_calls"] == 0
     w.clock.advance(0)  # the status monitor hears of the last reply
-    reply = [e for e in w.status.entries if e["kind"] == "reply"][-1]
+    reply = [e for e in w.status.log_entries() if e["kind"] == "reply"][-1]
     assert reply["mtype"] == "a.b" and reply["ms"] == 500.0 and reply["call"] == 20
 
 
