@@ -23,7 +23,8 @@ L{twisted.internet.task.Clock}.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Set, Tuple
+from collections import deque
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, NamedTuple, Optional, Set, Tuple
 from urllib.parse import urlparse
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
@@ -114,25 +115,35 @@ class HTTPClient:
         self._idle: Dict[Tuple[str, int], List[_ClientHTTP]] = {}
         self._connections: Set[_ClientHTTP] = set()
         self._targets: Dict[str, Tuple[Tuple[str, int], bytes]] = {}
+        #: the connection each lane's unanswered requests ride
+        self._lanes: Dict[object, _ClientHTTP] = {}
         self.direct = agent is None
         self._agents: Optional[Tuple[Any, IAgent, IAgent]] = (
             None if agent is None else (None, agent, agent)
         )
 
-    def post(self, url: str, body: bytes, keepalive: bool = True) -> Deferred:
+    def post(
+        self, url: str, body: bytes, keepalive: bool = True, lane: Optional[object] = None
+    ) -> Deferred:
         """
         POST C{body} as C{text/xml} to C{url}.
 
         @param keepalive: whether to use (and leave open) a persistent
             connection; pass C{False} for a server that closes after each
             answer (see L{Answer.persistent}).
+        @param lane: requests posted with the same C{lane} (any object) ride
+            one connection while any of them is unanswered: each is written
+            behind the others (HTTP/1.1 pipelining), so the server reads them
+            in the order they were posted and answers them in that order.  A
+            request whose connection closes before its answer began is sent
+            again on a new one, behind those before it.  (C{http:} only.)
         @return: a cancellable L{Deferred} firing with an L{Answer} (of any
             status code), or failing with L{HTTPFailed} (L{HTTPTimedOut}
             after L{timeout} seconds).
         """
         if self.direct and url.startswith("http:"):
             try:
-                exchange = self._exchange(url, body, keepalive)
+                exchange = self._exchange(url, body, keepalive, lane)
             except ValueError as e:
                 d: Deferred = Deferred()
                 d.errback(HTTPFailed(f"bad URL {url!r:.80}: {e}"))
@@ -189,7 +200,9 @@ class HTTPClient:
 
     # -- the direct HTTP/1.1 client -----------------------------------------
 
-    def _exchange(self, url: str, body: bytes, keepalive: bool) -> _Exchange:
+    def _exchange(
+        self, url: str, body: bytes, keepalive: bool, lane: Optional[object] = None
+    ) -> _Exchange:
         target = self._targets.get(url)
         if target is None:
             target = self._target(url)
@@ -199,7 +212,7 @@ class HTTPClient:
         key, head = target
         return _Exchange(
             self, key, head % (len(body), b"" if keepalive else b"Connection: close\r\n"),
-            body, keepalive,
+            body, keepalive, lane if keepalive else None,
         )
 
     def _target(self, url: str) -> Tuple[Tuple[str, int], bytes]:
@@ -225,7 +238,13 @@ class HTTPClient:
                 return proto
         return None
 
+    def _leave_lane(self, proto: _ClientHTTP) -> None:
+        lane, proto.lane = proto.lane, None
+        if lane is not None and self._lanes.get(lane) is proto:
+            del self._lanes[lane]
+
     def _release(self, key: Tuple[str, int], proto: _ClientHTTP) -> None:
+        self._leave_lane(proto)
         idle = self._idle.setdefault(key, [])
         if len(idle) >= MAX_IDLE_PER_HOST:
             proto.alive = False
@@ -237,6 +256,7 @@ class HTTPClient:
             proto.idle_timer = self.reactor.callLater(self.idle_timeout, proto.idle_expired)
 
     def _forget(self, key: Tuple[str, int], proto: _ClientHTTP) -> None:
+        self._leave_lane(proto)
         self._connections.discard(proto)
         proto.stop_idle_timer()
         idle = self._idle.get(key)
@@ -260,12 +280,14 @@ class _Exchange:
         head: bytes,
         body: bytes,
         keepalive: bool,
+        lane: Optional[object] = None,
     ) -> None:
         self.client = client
         self.key = key
         self.head = head
         self.body = body
         self.keepalive = keepalive
+        self.lane = lane
         self.deferred: Deferred = Deferred(self._cancel)
         self.proto: Optional[_ClientHTTP] = None
         self.connector: Any = None
@@ -276,6 +298,15 @@ class _Exchange:
         client = self.client
         if client.timeout is not None:
             self.timer = client.reactor.callLater(client.timeout, self._timed_out)
+        self._go()
+
+    def _go(self) -> None:
+        client = self.client
+        if self.lane is not None:
+            riding = client._lanes.get(self.lane)
+            if riding is not None and riding.alive:
+                riding.pipeline(self)
+                return
         proto = client._take_idle(self.key) if self.keepalive else None
         if proto is not None:
             proto.send(self, reused=True)
@@ -284,24 +315,48 @@ class _Exchange:
 
     def connect(self) -> None:
         client = self.client
+        factory = _ClientHTTPFactory(self)
+        if self.lane is not None:
+            # Requests of the lane posted while this connects wait behind it.
+            factory.proto.lane = self.lane
+            client._lanes[self.lane] = factory.proto
         self.connector = client.reactor.connectTCP(  # type: ignore[attr-defined]
-            self.key[0], self.key[1], _ClientHTTPFactory(self), timeout=client.connect_timeout
+            self.key[0], self.key[1], factory, timeout=client.connect_timeout
         )
 
-    def retry(self) -> None:
-        # A pooled connection the server had closed: try once on a new one.
-        self.retried = True
+    def retry(self, counted: bool = True) -> None:
+        """
+        Send the request again (its connection closed before any of its
+        answer came): on the lane's connection, if it has one, else a new
+        one.
+
+        @param counted: whether this uses up the one retry a request gets (a
+            connection that answered nothing); not when the server answered
+            an earlier request and closed, as it may.
+        """
+        if counted:
+            self.retried = True
         self.proto = None
+        if self.lane is not None:
+            riding = self.client._lanes.get(self.lane)
+            if riding is not None and riding.alive:
+                riding.pipeline(self)
+                return
         self.connect()
 
-    def _drop_connection(self) -> None:
+    def _drop_connection(self, abort: bool = True) -> None:
+        # abort=False (a cancelled request of a lane): the connection carries
+        # others too; the answer is read when it comes, and dropped.
         proto, self.proto = self.proto, None
         if proto is not None:
-            proto.exchange = None
+            if not abort:
+                return
+            if proto.exchange is self:
+                proto.exchange = None
             proto.alive = False
             if proto.transport is not None:
                 proto.transport.abortConnection()  # type: ignore[attr-defined]
-        elif self.connector is not None:
+        elif self.connector is not None and abort:
             self.connector.stopConnecting()
 
     def _timed_out(self) -> None:
@@ -312,7 +367,7 @@ class _Exchange:
     def _cancel(self, d: Deferred) -> None:
         # Deferred.cancel then fails it with CancelledError.
         self._stop_timer()
-        self._drop_connection()
+        self._drop_connection(abort=self.lane is None)
 
     def _stop_timer(self) -> None:
         if self.timer is not None and self.timer.active():
@@ -337,27 +392,41 @@ class _ClientHTTPFactory(ClientFactory):
 
     def __init__(self, exchange: _Exchange) -> None:
         self.exchange = exchange
+        self.proto = _ClientHTTP(exchange)
 
     def buildProtocol(self, addr: Any) -> _ClientHTTP:
-        return _ClientHTTP(self.exchange)
+        return self.proto
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
-        self.exchange.fail(HTTPFailed(reason.getErrorMessage() or "connection failed"))
+        self.proto.connect_failed(
+            HTTPFailed(reason.getErrorMessage() or "connection failed")
+        )
 
 
 class _ClientHTTP(Protocol):
     """
-    One client connection: one request at a time; answers delimited by
-    Content-Length, chunked encoding or the end of the connection.
+    One client connection: its requests written in order (one at a time, or
+    several pipelined for a lane), their answers read in that order,
+    delimited by Content-Length, chunked encoding or the end of the
+    connection.
+
+    @ivar exchange: the request whose answer is read now.
+    @ivar queued: requests written after it, answered after it.
+    @ivar waiting: a lane's requests posted while this connects.
+    @ivar lane: the lane whose requests this carries, if any.
     """
 
     idle_timer: Optional[IDelayedCall] = None
+    lane: Optional[object] = None
 
     def __init__(self, exchange: _Exchange) -> None:
         self.client = exchange.client
         self.key = exchange.key
         self.exchange: Optional[_Exchange] = exchange
+        self.queued: Deque[_Exchange] = deque()
+        self.waiting: List[_Exchange] = []
         self.alive = True
+        self.answered = 0  # answers read on this connection
         self._reset(False)
 
     def _reset(self, reused: bool) -> None:
@@ -379,17 +448,46 @@ class _ClientHTTP(Protocol):
             self.transport.setTcpNoDelay(True)  # type: ignore[union-attr]
         except Exception:
             pass
-        exchange, self.exchange = self.exchange, None
-        if exchange is None or exchange.deferred.called:
+        pending = [self.exchange] + self.waiting if self.exchange is not None else self.waiting
+        self.exchange, self.waiting = None, []
+        pending = [e for e in pending if not e.deferred.called]
+        if not pending:
             self.alive = False
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
-        self.send(exchange, reused=False)
+        self.send(pending[0], reused=False)
+        for exchange in pending[1:]:
+            self.pipeline(exchange)
+
+    def connect_failed(self, error: Exception) -> None:
+        self.alive = False
+        self.client._leave_lane(self)
+        for exchange in ([self.exchange] if self.exchange is not None else []) + self.waiting:
+            exchange.fail(error)
+        self.exchange, self.waiting = None, []
 
     def send(self, exchange: _Exchange, reused: bool) -> None:
         self.exchange = exchange
         exchange.proto = self
+        if exchange.lane is not None:
+            self.lane = exchange.lane
+            self.client._lanes[exchange.lane] = self
         self._reset(reused)
+        self.transport.writeSequence([exchange.head, exchange.body])  # type: ignore[union-attr]
+
+    def pipeline(self, exchange: _Exchange) -> None:
+        """
+        Write C{exchange} behind the requests this connection carries (or,
+        while it connects, send it once connected).
+        """
+        if self.transport is None:
+            self.waiting.append(exchange)
+            return
+        if self.exchange is None:
+            self.send(exchange, reused=True)
+            return
+        exchange.proto = self
+        self.queued.append(exchange)
         self.transport.writeSequence([exchange.head, exchange.body])  # type: ignore[union-attr]
 
     def stop_idle_timer(self) -> None:
@@ -484,53 +582,86 @@ class _ClientHTTP(Protocol):
             if last.endswith(b"\n"):
                 data = b"".join(self.parts)
                 self.parts = [data]
-                body = dechunk(data)
-                if body is not None:
-                    self._complete(body)
+                found = _dechunk(data)
+                if found is not None:
+                    self._complete(found[0], data[found[1]:])
         elif self.length is not None and self.have >= self.length:
-            self._complete(b"".join(self.parts)[: self.length])
+            data = b"".join(self.parts)
+            self._complete(data[: self.length], data[self.length:])
 
-    def _complete(self, body: bytes) -> None:
+    def _complete(self, body: bytes, rest: bytes = b"") -> None:
         exchange, self.exchange = self.exchange, None
         self.parts = []
-        if self.persistent:
+        self.answered += 1
+        code, persistent = self.code, self.persistent
+        if exchange is not None:
+            exchange.proto = None
+        again: List[_Exchange] = []
+        if persistent and self.queued:
+            self.exchange = self.queued.popleft()  # its answer comes next
+            self._reset(True)
+        elif persistent:
             self.client._release(self.key, self)
         else:
             self.alive = False
+            self.client._leave_lane(self)
+            again, self.queued = list(self.queued), deque()
             self.transport.loseConnection()  # type: ignore[union-attr]
         if exchange is not None:
-            exchange.proto = None
-            exchange.done(self.code, body, self.persistent)
+            exchange.done(code, body, persistent)
+        for later in again:
+            # The server answered and closed, as it may: the requests written
+            # behind go again, in order, on a new connection.
+            later.retry(counted=False)
+        if rest and self.exchange is not None:
+            self.dataReceived(rest)
 
     def _abort(self, error: Exception) -> None:
         exchange, self.exchange = self.exchange, None
         self.alive = False
+        self.client._leave_lane(self)
         self.transport.loseConnection()  # type: ignore[union-attr]
         if exchange is not None:
             exchange.proto = None
             exchange.fail(error)
+        # The connection is out of step: what was written behind cannot be
+        # read back here.
+        queued, self.queued = list(self.queued), deque()
+        for later in queued:
+            later.proto = None
+            later.fail(HTTPFailed(f"an earlier request on the connection failed ({error})"))
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.alive = False
         self.client._forget(self.key, self)
         exchange, self.exchange = self.exchange, None
-        if exchange is None or exchange.deferred.called:
-            return
-        exchange.proto = None
-        if self.in_body and self.length is None and not self.chunked:
-            # the end of the connection ends the body
-            exchange.done(self.code, b"".join(self.parts), False)
-        elif self.reused and not self.got_bytes and not exchange.retried:
-            exchange.retry()
-        else:
-            why = reason.getErrorMessage() if reason is not None else "closed"
-            exchange.fail(HTTPFailed(f"connection lost before the answer was complete ({why})"))
+        queued, self.queued = list(self.queued), deque()
+        why = reason.getErrorMessage() if reason is not None else "closed"
+        if exchange is not None and not exchange.deferred.called:
+            exchange.proto = None
+            if self.in_body and self.length is None and not self.chunked:
+                # the end of the connection ends the body
+                exchange.done(self.code, b"".join(self.parts), False)
+            elif (self.reused or self.answered) and not self.got_bytes and not exchange.retried:
+                exchange.retry()
+            else:
+                exchange.fail(HTTPFailed(f"connection lost before the answer was complete ({why})"))
+        for later in queued:
+            # Written behind, no byte of their answers read.
+            if later.deferred.called:
+                continue
+            later.proto = None
+            if later.retried:
+                later.fail(HTTPFailed(f"connection lost before the answer was complete ({why})"))
+            else:
+                later.retry()
 
 
-def dechunk(data: bytes) -> Optional[bytes]:
+def _dechunk(data: bytes) -> Optional[Tuple[bytes, int]]:
     """
     @return: the body of a complete chunked message (C{b""} for garbage, which
-        the XML-RPC parser then refuses), or C{None} if it is incomplete.
+        the XML-RPC parser then refuses) and where the message ends in
+        C{data}, or C{None} if it is incomplete.
     """
     out: List[bytes] = []
     at = 0
@@ -541,15 +672,18 @@ def dechunk(data: bytes) -> Optional[bytes]:
         try:
             size = int(data[at:eol].rstrip(b"\r").split(b";")[0], 16)
         except ValueError:
-            return b""
+            return b"", len(data)
         at = eol + 1
         if size == 0:
             # The trailer (usually empty) ends at an empty line.
-            if data.startswith(b"\r\n", at) or data.startswith(b"\n", at):
-                return b"".join(out)
-            return b"".join(out) if _BLANK_LINE.search(data, at - 1) else None
+            if data.startswith(b"\r\n", at):
+                return b"".join(out), at + 2
+            if data.startswith(b"\n", at):
+                return b"".join(out), at + 1
+            end = _BLANK_LINE.search(data, at - 1)
+            return (b"".join(out), end.end()) if end else None
         if size < 0:
-            return b""
+            return b"", len(data)
         if len(data) < at + size + 2:
             return None
         out.append(data[at: at + size])
@@ -559,4 +693,13 @@ def dechunk(data: bytes) -> Optional[bytes]:
         elif data[at: at + 1] == b"\n":
             at += 1
         else:
-            return b""
+            return b"", len(data)
+
+
+def dechunk(data: bytes) -> Optional[bytes]:
+    """
+    @return: the body of a complete chunked message (C{b""} for garbage, which
+        the XML-RPC parser then refuses), or C{None} if it is incomplete.
+    """
+    found = _dechunk(data)
+    return None if found is None else found[0]

@@ -6,17 +6,20 @@ connection pool, each request bounded by a timeout.
 A slow or hung recipient only holds up its own queue; every other client is
 served as usual.
 
-How many callbacks are in flight to one recipient depends on its callback
-server.  One that keeps connections open (samptwist's clients, any HTTP/1.1
-server) gets one at a time: the next starts when the previous is answered, so
-it handles them strictly in order (HUB-ORDER-1).  One that closes the
-connection after each answer (pyvo's and JSAMP's HTTP/1.0-style servers,
-which handle every connection in a thread of its own) gets up to
-L{CallbackCaller.max_in_flight}: otherwise each callback costs a whole
-connect-request-close round trip while the hub waits.  They are still
+Up to L{CallbackCaller.max_in_flight} callbacks are in flight to one
+recipient once its first answer has shown what its callback server does.
+One that keeps connections open (samptwist's clients, any HTTP/1.1 server)
+gets them pipelined on one connection (HTTP/1.1): it reads them in queue
+order and answers in that order, so it handles them strictly in order
+(HUB-ORDER-1) while the hub does not wait a round trip between two.  One
+that closes the connection after each answer (pyvo's and JSAMP's
+HTTP/1.0-style servers, which handle every connection in a thread of its
+own) gets them on connections of their own: otherwise each callback costs a
+whole connect-request-close round trip while the hub waits.  They are still
 started in queue order, each on a connection opened after the previous one's;
 the recipient's threads may overlap their handling, as they do under pyvo's
-own hub, which starts a thread per delivery.  Hub messages
+own hub, which starts a thread per delivery.  Until the first answer, one
+callback at a time.  Hub messages
 (C{samp.hub.*}: events, C{samp.hub.disconnect}) are never overlapped with
 anything: each waits for the callbacks in flight and goes alone, so a
 client's view of the hub's events stays in order.
@@ -118,20 +121,32 @@ class CallbackCaller:
         )
         self._encoder = CallEncoder(_ENCODED_ENTRIES, _ENCODED_BYTES)
 
-    def call(self, url: str, body: bytes, keepalive: bool = True) -> Deferred:
+    def call(
+        self, url: str, body: bytes, keepalive: bool = True, lane: Optional[object] = None
+    ) -> Deferred:
         """
         POST an XML-RPC request.
 
         @param keepalive: whether to use (and leave open) a pooled persistent
             connection; pass C{False} for servers that speak only HTTP/1.0.
+        @param lane: pipeline it behind the unanswered requests of the same
+            lane (see L{HTTPClient.post<samptwist._httpclient.HTTPClient.post>}).
         @return: a L{Deferred} firing with whether the server allows
             persistent connections, or failing with L{DeliveryFailed}:
             C{unreachable=False} for an XML-RPC fault, C{True} for anything
             else (refused, timed out, HTTP error, not XML-RPC).
         """
-        d = self.http.post(url, body, keepalive)
+        d = self.http.post(url, body, keepalive, lane)
         d.addCallbacks(_check_answer, _http_failed)
         return d
+
+    def pipelines(self, url: str) -> bool:
+        """
+        @return: whether callbacks to C{url} can be pipelined on one
+            connection (C{http:} through the direct client; not C{https:}
+            or an injected agent).
+        """
+        return self.http.direct and url.startswith("http:")
 
     def encode(self, method: str, private_key: str, args: tuple) -> bytes:
         """
@@ -219,6 +234,7 @@ class XmlRpcCallbackTarget:
         self._alone = False  # a callback that must go alone is in flight
         self._closed = False
         self._keepalive = True
+        self._known = False  # whether an answer has shown what its server does
 
     def _enqueue(self, method: str, args: tuple) -> Deferred:
         if self._closed:
@@ -254,8 +270,11 @@ class XmlRpcCallbackTarget:
         return d
 
     def _window(self) -> int:
-        # Until the first answer says otherwise, assume a persistent server.
-        return 1 if self._keepalive else max(1, self.caller.max_in_flight)
+        # One at a time until an answer shows what the server does, and to a
+        # persistent server the requests of which cannot be pipelined.
+        if not self._known or (self._keepalive and not self.caller.pipelines(self.url)):
+            return 1
+        return max(1, self.caller.max_in_flight)
 
     def _next(self) -> None:
         while self._queue and not self._alone and self.in_flight < self._window():
@@ -272,7 +291,8 @@ class XmlRpcCallbackTarget:
                 continue
             self.in_flight += 1
             self._alone = alone
-            sent = self.caller.call(self.url, body, self._keepalive)
+            lane = self if self._keepalive and self._known else None
+            sent = self.caller.call(self.url, body, self._keepalive, lane)
             sent.addBoth(self._done, d, alone)
 
     def _done(self, result: Any, d: Deferred, alone: bool) -> None:
@@ -281,6 +301,7 @@ class XmlRpcCallbackTarget:
             self._alone = False
         if not isinstance(result, Failure):
             self._keepalive = bool(result)
+            self._known = True
         if d.called:
             pass  # cancelled while in flight: nobody waits for the outcome
         elif isinstance(result, Failure):

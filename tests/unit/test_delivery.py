@@ -125,7 +125,7 @@ def test_http10_server_gets_fresh_connections(setup):
     clock, agent, caller = setup
     calls = []
 
-    def call(url, body, keepalive=True):
+    def call(url, body, keepalive=True, lane=None):
         calls.append(keepalive)
         return succeed(False) if len(calls) == 1 else Deferred()  # the first: not persistent
 

@@ -1,11 +1,15 @@
 """
-Callbacks in flight per recipient (issue 16): one at a time to a callback
-server that keeps connections open, up to CallbackCaller.max_in_flight to
-one that closes them (pyvo, JSAMP), started in queue order; hub messages
+Callbacks in flight per recipient (issue 16): up to
+CallbackCaller.max_in_flight, pipelined on one connection to a callback
+server that keeps connections open (only one at a time where they cannot be
+pipelined: https, an injected agent), on connections of their own to one
+that closes them (pyvo, JSAMP), started in queue order; hub messages
 (samp.hub.*) always alone; queue bound, failure accounting and ejection as
-before.  Fake HTTP agent and a task.Clock.
+before.  Fake HTTP agent and a task.Clock, or the direct client on
+StringTransports.
 """
 
+import re
 import xmlrpc.client
 
 import pytest
@@ -45,9 +49,10 @@ def http10_target(agent, caller, **kwargs):
     return t
 
 
-def test_persistent_server_one_at_a_time(rig):
-    """HUB-ORDER-1: a server that keeps connections open gets one callback
-    at a time, even with max_in_flight above 1."""
+def test_persistent_server_one_at_a_time_without_pipelining(rig):
+    """HUB-ORDER-1: where callbacks cannot be pipelined (here an injected
+    agent), a server that keeps connections open gets one at a time, even
+    with max_in_flight above 1."""
     clock, agent, caller = rig
     assert caller.max_in_flight > 1
     t = XmlRpcCallbackTarget(caller, "http://127.0.0.1:1/", "K")
@@ -158,3 +163,34 @@ def test_cancel_in_flight_frees_its_place(rig):
     agent.answer(0, FakeResponse(version=HTTP10))
     assert len(agent.requests) == caller.max_in_flight  # the waiting one started
     assert isinstance(ds[-1], Deferred)
+
+
+def test_persistent_server_gets_callbacks_pipelined_in_order():
+    """HUB-ORDER-1 with pipelining: after the first answer, up to
+    max_in_flight callbacks written one behind the other on one connection."""
+    from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+    from samptwist._xmlrpc import ok_answer
+
+    reactor = MemoryReactorClock()
+    caller = CallbackCaller(reactor, timeout=10)
+    t = XmlRpcCallbackTarget(caller, "http://127.0.0.1:1/cb", "K")
+    done = [outcome(t.receiveNotification("c1", {"samp.mtype": f"m{i}"})) for i in range(12)]
+    factory = reactor.tcpClients[0][2]
+    proto = factory.buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+
+    def sent():
+        found = re.findall(rb"<name>samp.mtype</name>\n<value><string>(m\d+)<", transport.value())
+        return [m.decode() for m in found]
+
+    body = ok_answer("")
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    assert sent() == ["m0"]  # nothing known yet: one at a time
+    proto.dataReceived(answer)
+    assert sent() == [f"m{i}" for i in range(1 + caller.max_in_flight)]
+    assert t.in_flight == caller.max_in_flight
+    proto.dataReceived(answer * 11)
+    assert sent() == [f"m{i}" for i in range(12)] and all(d == [None] for d in done)
+    assert len(reactor.tcpClients) == 1 and t.in_flight == 0

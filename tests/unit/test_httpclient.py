@@ -367,3 +367,153 @@ def test_against_twisted_web_over_iosim():
     pump.flush()
     assert second == [(True, {"samp.mtype": "two"})]
     assert len(reactor.tcpClients) == 1  # the same connection
+
+
+# -- pipelining: requests of one lane on one connection (issue 16) -------------
+
+LANE = object()
+
+
+def ok_bytes(value: str = "") -> bytes:
+    body = ok_answer(value)
+    return head("200 OK", f"Content-Length: {len(body)}") + body
+
+
+def requests_in(data: bytes) -> int:
+    return data.count(b"POST /xmlrpc HTTP/1.1")
+
+
+def test_lane_requests_ride_one_connection_in_order():
+    rig = Rig()
+    got = [outcome(rig.http.post(URL, encode_call("m", (str(i),)), lane=LANE)) for i in range(3)]
+    assert len(rig.reactor.tcpClients) == 1  # the others wait for the connection
+    proto, transport = rig.connect()
+    sent = transport.value()
+    assert requests_in(sent) == 3
+    assert [sent.index(b"<string>%d</string>" % i) for i in range(3)] == sorted(
+        sent.index(b"<string>%d</string>" % i) for i in range(3)
+    )
+    # all three answers in one read, then a fourth request on the same connection
+    proto.dataReceived(ok_bytes("a") + ok_bytes("b") + ok_bytes("c"))
+    assert [parse_answer(g[0].body) for g in got] == ["a", "b", "c"]
+    fourth = outcome(rig.http.post(URL, BODY, lane=LANE))
+    assert len(rig.reactor.tcpClients) == 1 and requests_in(transport.value()) == 4
+    proto.dataReceived(ok_bytes()[:30])
+    proto.dataReceived(ok_bytes()[30:])
+    assert fourth == [Answer(200, OK, True)]
+
+
+def test_lanes_do_not_share_connections():
+    rig = Rig()
+    rig.http.post(URL, BODY, lane=LANE)
+    rig.http.post(URL, BODY, lane=object())
+    assert len(rig.reactor.tcpClients) == 2
+
+
+def test_a_closing_answer_sends_the_rest_again_on_a_new_connection():
+    rig = Rig()
+    got = [outcome(rig.http.post(URL, BODY, lane=LANE)) for _ in range(3)]
+    proto, transport = rig.connect()
+    closing = head("200 OK", f"Content-Length: {len(OK)}", "Connection: close") + OK
+    proto.dataReceived(closing)
+    assert got[0] == [Answer(200, OK, False)] and transport.disconnecting
+    assert len(rig.reactor.tcpClients) == 2  # the other two, again, in order
+    proto2, transport2 = rig.connect()
+    assert requests_in(transport2.value()) == 2
+    proto2.dataReceived(ok_bytes() + closing)
+    assert got[1] == [Answer(200, OK, True)] and got[2] == [Answer(200, OK, False)]
+
+
+def test_connection_lost_sends_unanswered_ones_again_once():
+    rig = Rig()
+    got = [outcome(rig.http.post(URL, BODY, lane=LANE)) for _ in range(2)]
+    proto, transport = rig.connect()
+    proto.dataReceived(ok_bytes())  # the first answered
+    proto.connectionLost(Failure(ConnectionDone()))  # the second never
+    assert got[0] == [Answer(200, OK, True)] and got[1] == []
+    proto2, transport2 = rig.connect()
+    assert requests_in(transport2.value()) == 1
+    proto2.connectionLost(Failure(ConnectionDone()))  # again: no third try
+    assert got[1][0].check(HTTPFailed)
+
+
+def test_a_bad_answer_fails_those_behind_it():
+    rig = Rig()
+    got = [outcome(rig.http.post(URL, BODY, lane=LANE)) for _ in range(2)]
+    proto, transport = rig.connect()
+    proto.dataReceived(b"garbage\r\n\r\n")
+    assert got[0][0].check(HTTPFailed) and got[1][0].check(HTTPFailed)
+    assert "earlier request" in got[1][0].getErrorMessage()
+    assert transport.disconnecting
+
+
+def test_cancelling_one_of_a_lane_keeps_the_connection():
+    rig = Rig()
+    d1 = rig.http.post(URL, BODY, lane=LANE)
+    first = outcome(d1)
+    second = outcome(rig.http.post(URL, BODY, lane=LANE))
+    proto, transport = rig.connect()
+    d1.cancel()
+    assert first[0].check(CancelledError) and not transport.disconnecting
+    proto.dataReceived(ok_bytes("dropped") + ok_bytes("kept"))
+    assert parse_answer(second[0].body) == "kept"
+
+
+def test_timeout_of_a_lane_request_aborts_and_resends_those_behind():
+    rig = Rig()
+    first = outcome(rig.http.post(URL, BODY, lane=LANE))
+    rig.reactor.advance(5)
+    second = outcome(rig.http.post(URL, BODY, lane=LANE))
+    proto, transport = rig.connect()
+    rig.reactor.advance(5)  # the first times out: its connection is dropped
+    assert first[0].check(HTTPTimedOut) and transport.disconnecting
+    proto.connectionLost(Failure(ConnectionDone()))
+    assert second == [] and len(rig.reactor.tcpClients) == 2  # sent again
+    proto2, transport2 = rig.connect()
+    assert requests_in(transport2.value()) == 1
+    proto2.dataReceived(ok_bytes())
+    assert second == [Answer(200, OK, True)]
+
+
+def test_chunked_answers_pipelined():
+    rig = Rig()
+    got = [outcome(rig.http.post(URL, BODY, lane=LANE)) for _ in range(2)]
+    proto, _ = rig.connect()
+    chunked = head("200 OK", "Transfer-Encoding: chunked") + b"%x\r\n%s\r\n0\r\n\r\n" % (
+        len(OK), OK
+    )
+    proto.dataReceived(chunked + chunked)
+    assert got == [[Answer(200, OK, True)], [Answer(200, OK, True)]]
+
+
+def test_connect_failure_fails_the_whole_lane():
+    rig = Rig()
+    got = [outcome(rig.http.post(URL, BODY, lane=LANE)) for _ in range(2)]
+    _, _, factory, _, _ = rig.reactor.tcpClients[0]
+    factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    assert all(g[0].check(HTTPFailed) for g in got)
+    again = outcome(rig.http.post(URL, BODY, lane=LANE))
+    assert len(rig.reactor.tcpClients) == 2 and again == []
+
+
+def test_pipelined_against_twisted_web_over_iosim():
+    """twisted.web reads pipelined requests one after another and answers in order."""
+    reactor = MemoryReactorClock()
+    http = HTTPClient(reactor, timeout=10)
+    site = server.Site(Echo())
+    site.protocol = TolerantHTTPChannel  # type: ignore[assignment]
+    got = [
+        outcome(http.post("http://127.0.0.1:1/", encode_call("echo", (str(i),)), lane=LANE)
+                .addCallback(lambda a: parse_answer(a.body)))
+        for i in range(5)
+    ]
+    _, _, factory, _, _ = reactor.tcpClients[0]
+    client_proto = factory.buildProtocol(None)
+    server_proto = site.buildProtocol(None)
+    pump = iosim.connect(
+        server_proto, iosim.makeFakeServer(server_proto),
+        client_proto, iosim.makeFakeClient(client_proto),
+    )
+    pump.flush()
+    assert got == [[str(i)] for i in range(5)]
+    assert len(reactor.tcpClients) == 1
