@@ -167,21 +167,60 @@ def startup(hub: HubProcess, s: Any) -> Dict[str, Any]:
     load does not inflate as it does the wall-clock time), then its RSS
     after one idle second.  Medians.  The hub already started for this
     scenario was the warm-up (bytecode cached, files in the page cache).
+
+    Also: the CPU seconds to nanosecond precision (C{start_cpu_s} counts
+    clock ticks of 10 ms), from the scheduler's accounting of every thread
+    right after the ping was answered; and the idle RSS split into
+    anonymous memory (the heap: the interpreter's objects, a JVM's heap)
+    and file-backed pages (shared libraries, C{libpython} and OpenSSL's
+    C{libcrypto} for a Python hub).
     """
-    times, cpu, rss = [], [], []
+    times, cpu, precise, rss, anon, mapped = [], [], [], [], [], []
     for _ in range(s.startup_repeats):
         other = HubProcess(hub.kind)
         try:
             other.start(poll=0.005)
             times.append(other.start_seconds)
             cpu.append(other.start_cpu_seconds)
+            precise.append(_scheduled_seconds(other.pid))
             time.sleep(1.0)
             rss.append(rss_bytes(other.pid) / 2**20)
+            memory = _memory_kb(other.pid)
+            anon.append(memory.get("RssAnon", 0) / 1024)
+            mapped.append(memory.get("RssFile", 0) / 1024)
         finally:
             other.stop()
     return {"start_s": round(statistics.median(times), 3), "start_min_s": round(min(times), 3),
             "start_cpu_s": round(statistics.median(cpu), 3),
-            "idle_rss_mb": round(statistics.median(rss), 1)}
+            "start_cpu_precise_s": round(statistics.median(precise), 4),
+            "idle_rss_mb": round(statistics.median(rss), 1),
+            "idle_rss_anon_mb": round(statistics.median(anon), 1),
+            "idle_rss_file_mb": round(statistics.median(mapped), 1)}
+
+
+def _scheduled_seconds(pid: int) -> float:
+    """@return: CPU seconds every thread of C{pid} has run, in nanoseconds
+    (the first field of each C{/proc/PID/task/TID/schedstat}); NaN where
+    the kernel does not keep them."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return total / 1e9
+
+
+def _memory_kb(pid: int) -> Dict[str, int]:
+    """@return: the C{Rss*} lines of C{/proc/PID/status}, in KB."""
+    out: Dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name.startswith("Rss"):
+                out[name] = int(value.split()[0])
+    return out
 
 
 # -- one driver process --------------------------------------------------------

@@ -109,15 +109,27 @@ def _name(host: str) -> str:
 
 
 @functools.cache
+def own_host_name() -> str:
+    """
+    @return: C{socket.gethostname()}, lower case: this machine's name as the
+        kernel has it (a system call, no look-up).  Computed once.
+    """
+    return _name(socket.gethostname())
+
+
+@functools.cache
 def own_host_names() -> FrozenSet[str]:
     """
     @return: this machine's own names, exactly: C{socket.gethostname()} and
         C{socket.getfqdn()} (what astropy and pyvo clients put in their
-        callback URLs when the network is up), lower case.  Computed once;
-        the hub calls this when it is imported so that no look-up happens
-        in the reactor.
+        callback URLs when the network is up), lower case.  Computed once,
+        on first use: C{getfqdn()} asks the resolver (C{/etc/hosts}, then
+        DNS), which can take seconds on a badly configured machine, so no
+        hub pays it at start; L{callback_host_is_local} asks only for a
+        host that is neither a loopback address, C{localhost} nor
+        L{own_host_name}.
     """
-    names = {_name(socket.gethostname()), _name(socket.getfqdn())}
+    names = {own_host_name(), _name(socket.getfqdn())}
     names.discard("")
     return frozenset(names)
 
@@ -146,7 +158,11 @@ def callback_host_is_local(host: str) -> bool:
     if is_loopback_address(host):
         return True
     name = _name(host)
-    return is_localhost_name(name) or name in _LOCALHOST_ALIASES or name in own_host_names()
+    if is_localhost_name(name) or name in _LOCALHOST_ALIASES or name == own_host_name():
+        return True
+    # Only now the resolver, once (cached): a fully qualified name of this
+    # machine's, or someone else's.
+    return bool(name) and name in own_host_names()
 
 
 def peer_is_loopback(address: Any) -> bool:

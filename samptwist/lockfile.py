@@ -190,7 +190,13 @@ def _write_temp(path: Path, text: str) -> Path:
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
+        # No fsync: other processes see the whole file as soon as it is
+        # linked into place (the page cache is theirs too), and durability
+        # buys nothing, as a lockfile describes a live process: after a
+        # crash it names a hub that no longer answers, whatever the disk
+        # kept, and the next hub replaces it (stale, or truncated).  A
+        # flush would block the reactor on the disk at every start (1-6 ms
+        # here, far more on a busy disk).
     finally:
         os.close(fd)
     return temp

@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from .._httpclient import Answer, HTTPClient
 from .._log import Logger
-from .._net import callback_host_is_local, own_host_names
+from .._net import callback_host_is_local
 from .._xmlrpc import CallEncoder, Fault, NotXmlRpc, parse_params
 from ..errors import SAMPValueError
 from ..types import samp_size
@@ -47,10 +47,6 @@ from .limits import DEFAULT_LIMITS, MAX_CALLBACK_URL
 
 if TYPE_CHECKING:
     from twisted.web.iweb import IAgent
-
-
-# Look this machine's names up now, not in the reactor on the first register.
-own_host_names()
 
 
 def check_callback_url(url: Any) -> str:

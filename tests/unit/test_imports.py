@@ -154,6 +154,80 @@ def test_running_hub_imports(baseline, tmp_path):
     assert set(installed) - baseline - {"samptwist"} <= TAP_THIRD_PARTY
 
 
+#: the standard library's top-level modules the hub's own code may add to
+#: those Twisted loads for it (L{_TWISTED_FLOOR}): the secret's generator
+#: and the open-files limit (C{--max-connections 0})
+OWN_STDLIB = {"secrets", "resource"}
+
+#: what a Standard Profile hub cannot do without, loaded by Twisted itself:
+#: the reactor (installed as L{samptwist.tap.default_reactor} installs it
+#: for a plain TCP hub), twisted.web.xmlrpc, services and option parsing
+_TWISTED_FLOOR = """
+import sys
+sys.modules["OpenSSL"] = None
+from twisted.internet import reactor
+del sys.modules["OpenSSL"]
+import twisted.web.xmlrpc, twisted.application.service, twisted.python.usage
+"""
+
+#: _RUN_HUB, recording every question to the resolver
+_RUN_HUB_RESOLVER = """
+import socket
+asked = []
+for _name in ("getfqdn", "gethostbyaddr", "gethostbyname", "gethostbyname_ex", "getaddrinfo"):
+    def _record(*args, _name=_name, _real=getattr(socket, _name)):
+        asked.append(_name)
+        return _real(*args)
+    setattr(socket, _name, _record)
+""" + _RUN_HUB + """
+print("asked", asked)
+"""
+
+
+def test_running_hub_top_level_modules(tmp_path):
+    """
+    From makeService to ready, the hub's own code adds no more than
+    L{OWN_STDLIB} to the top-level modules Twisted needs for it
+    (C{stringprep} and C{encodings.idna} were the sign of a host-name
+    look-up at import).  The rest of the start's cost is Twisted's.
+    """
+    script = tmp_path / "run_hub.py"
+    script.write_text(_RUN_HUB + _REPORT)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HOME=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / ".samp")], env=env, capture_output=True,
+        text=True, timeout=120, check=True,
+    )
+    modules = set(json.loads(out.stdout.splitlines()[-1])[0])
+    floor = modules_after(_TWISTED_FLOOR)
+    assert "samptwist.hub.hubclient" in modules  # it did start
+    assert "encodings.idna" not in modules
+
+    def tops(names: Set[str]) -> Set[str]:
+        return {m.partition(".")[0] for m in names}
+
+    assert tops(modules) - tops(floor) - {"samptwist"} == OWN_STDLIB
+
+
+def test_start_asks_no_resolver(tmp_path):
+    """
+    Nothing between the plugin's import and a ready hub asks the resolver
+    (C{getfqdn()} may take seconds on a badly configured machine): this
+    machine's full name is looked up only when a callback URL needs it
+    (L{samptwist._net.own_host_names}).
+    """
+    script = tmp_path / "run_hub.py"
+    script.write_text(_RUN_HUB_RESOLVER)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HOME=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / ".samp")], env=env, capture_output=True,
+        text=True, timeout=120, check=True,
+    )
+    assert out.stdout.splitlines()[-1] == "asked []", out.stderr
+
+
 def test_ssl_endpoint_keeps_the_reactors_tls():
     """A hub that listens with TLS itself gets the reactor as Twisted makes it."""
     loaded = modules_after(

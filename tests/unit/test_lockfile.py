@@ -83,6 +83,25 @@ def test_create_exclusive_mode(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == [".samp"]
 
 
+def test_writing_never_waits_for_the_disk(tmp_path, monkeypatch):
+    """The hub writes its lockfile in the reactor, at start: complete from
+    the moment it appears (written aside, then linked), with no fsync, which
+    would block on the disk and buys nothing for a file that describes a
+    live process."""
+    def no_flush(fd):
+        raise AssertionError("fsync in the lockfile's writing")
+
+    monkeypatch.setattr(os, "fsync", no_flush)
+    monkeypatch.setattr(os, "fdatasync", no_flush, raising=False)
+    path = tmp_path / ".samp"
+    assert create_exclusive(path, INFO)
+    state = inspect_lockfile(path)
+    assert state.kind == "valid" and state.info == INFO
+    assert replace_stale(path, state, LockInfo("new", "http://127.0.0.1:9/xmlrpc", "1.3"))
+    assert parse_lockfile(path.read_text()).secret == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".samp"]
+
+
 def test_replace_only_if_unchanged(tmp_path):
     path = tmp_path / ".samp"
     create_exclusive(path, INFO)

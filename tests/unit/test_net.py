@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import socket
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -23,6 +23,7 @@ OWN = frozenset({"myhost.lan"})
 
 @pytest.fixture(autouse=True)
 def own_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_net, "own_host_name", lambda: "myhost.lan")
     monkeypatch.setattr(_net, "own_host_names", lambda: OWN)
 
 
@@ -273,3 +274,54 @@ def test_file_url_rule_is_the_one_the_three_readers_use(tmp_path: Path) -> None:
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert _net.is_loopback_host(host) is loopback
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
+    """
+    The real L{_net.own_host_name} and L{_net.own_host_names}, uncached, on a
+    machine called C{box} whose resolver says C{box.example.org}; the list
+    records each C{getfqdn()}, the one call that asks the resolver.
+    """
+    monkeypatch.undo()
+    calls: list = []
+
+    def getfqdn(name: str = "") -> str:
+        calls.append(name)
+        return "Box.Example.Org."
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "Box")
+    monkeypatch.setattr(socket, "getfqdn", getfqdn)
+    _net.own_host_name.cache_clear()
+    _net.own_host_names.cache_clear()
+    yield calls
+    _net.own_host_name.cache_clear()
+    _net.own_host_names.cache_clear()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "localhost", "a.localhost",
+                                  "ip6-localhost", "box", "BOX."])
+def test_callback_host_no_lookup(resolver: list, host: str) -> None:
+    """Loopback addresses, localhost names and gethostname()'s name are
+    local without asking the resolver (nothing to wait for in the reactor)."""
+    assert _net.callback_host_is_local(host)
+    assert resolver == []
+
+
+def test_callback_host_lookup_once(resolver: list) -> None:
+    """Any other name asks the resolver, once: the machine's full name is
+    local, a name that merely starts with it is not."""
+    assert _net.callback_host_is_local("box.example.org")
+    assert not _net.callback_host_is_local("box.example.org.evil.test")
+    assert not _net.callback_host_is_local("other.example.org")
+    assert resolver == [""]
+    assert _net.own_host_names() == {"box", "box.example.org"}
+
+
+def test_own_host_names_without_a_full_name(resolver: list,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """getfqdn() gives gethostname() back when the resolver knows nothing:
+    the name set is then just that one name."""
+    monkeypatch.setattr(socket, "getfqdn", lambda name="": "box")
+    assert _net.own_host_names() == {"box"}
+    assert not _net.callback_host_is_local("box.example.org")
