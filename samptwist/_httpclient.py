@@ -6,8 +6,9 @@ the client library for calling the hub (L{samptwist.client.proxy}).
 Plain C{http:} goes through a small hand-written HTTP/1.1 client: Twisted's
 L{Agent} costs more CPU per request than everything else a callback
 delivery does (C{Headers} objects, Deferred chains, a pool keyed per
-request), and a POST to a SAMP peer needs far less: one request at a time on
-a persistent connection, a status line, and a body delimited by
+request), and a POST to a SAMP peer needs far less: requests in order on a
+persistent connection (one at a time, or pipelined for a lane), a status
+line, and a body delimited by
 Content-Length, chunked encoding or the end of the connection (the HTTP/1.0
 callback servers of pyvo and JSAMP).  It accepts header lines ended by a bare
 LF (SAOImage DS9), and a request sent on a pooled connection that the server

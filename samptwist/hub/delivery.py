@@ -90,8 +90,9 @@ class CallbackCaller:
     @ivar timeout: seconds allowed for one callback, connection to answer.
     @ivar http: the HTTP client.
     @ivar max_in_flight: most callbacks in flight at once to one recipient
-        whose server closes the connection after each answer (1: strictly
-        one at a time for every recipient).
+        (pipelined on one connection to a server that keeps it open, on
+        connections of their own to one that closes them; 1: strictly one
+        at a time for every recipient).
     """
 
     max_in_flight = DEFAULT_MAX_IN_FLIGHT
@@ -194,9 +195,11 @@ _ENCODED_BYTES = 32 << 20
 class XmlRpcCallbackTarget:
     """
     One Standard Profile client's callback endpoint: callbacks are sent in
-    order, one at a time to a server that keeps connections open, up to
-    C{caller.max_in_flight} at a time to one that does not (see the module's
-    docstring); a C{samp.hub.*} message always goes alone.
+    order, up to C{caller.max_in_flight} at a time (pipelined on one
+    connection to a server that keeps connections open, on connections of
+    their own to one that does not; one at a time until the first answer
+    shows which, see the module's docstring); a C{samp.hub.*} message always
+    goes alone.
 
     @ivar max_queue: how many callbacks may wait for this client; beyond that
         new ones fail at once (and are reported, never dropped silently).
