@@ -151,8 +151,7 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
     process exits with status 1.
     """
     if reactor is None:
-        listens = [options["listen"]] + ([] if options["no-web"] else [options["web-listen"]])
-        reactor = default_reactor(tls=not all(plain_tcp(d) for d in listens))
+        reactor = reactor_for(options)
     set_level(options["log-level"])
     _handle_sigint()
     service = HubService(
@@ -185,6 +184,15 @@ def makeService(options: Any, reactor: Any = None) -> HubService:
     service.when_stopped().addCallback(lambda _: _stop_reactor(reactor))
     reactor.addSystemEventTrigger("after", "shutdown", _exit_normally, reactor)
     return service
+
+
+def reactor_for(options: Any) -> Any:
+    """
+    @return: the global reactor (L{default_reactor}), with TLS support only if
+        one of the hub's endpoints (parsed L{Options}) may need it.
+    """
+    listens = [options["listen"]] + ([] if options["no-web"] else [options["web-listen"]])
+    return default_reactor(tls=not all(plain_tcp(d) for d in listens))
 
 
 def default_reactor(tls: bool) -> Any:

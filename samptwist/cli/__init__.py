@@ -17,8 +17,6 @@ import importlib
 import sys
 from typing import Any, List, NoReturn, Optional, Sequence
 
-from ._common import CLIError, error_line
-
 SUBCOMMANDS = ("hub", "clients", "send", "load", "ping", "snoop", "bridge", "remote",
                "remote-agent", "web", "doctor")
 
@@ -83,6 +81,10 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
 
 
 async def _run(reactor: Any, module: Any, args: argparse.Namespace) -> None:
+    # Imported here, not at the top: `samptwist hub` (a hub process) must not
+    # load the client library, which _common uses.
+    from ._common import CLIError, error_line
+
     prog = f"{PROG} {args.command}"
     out = sys.stderr if getattr(module, "OUT_IS_STDERR", False) else sys.stdout
     try:

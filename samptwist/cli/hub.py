@@ -66,6 +66,9 @@ def main(argv: List[str], out: Optional[TextIO] = None) -> NoReturn:
     )
     from twisted.internet.task import react
 
+    from ..tap import reactor_for
+
+    reactor_for(opts)  # before react: a plain-TCP hub without the TLS stack, as under twistd
     react(_serve, (opts,))
     raise SystemExit(0)  # pragma: no cover (react exits)
 

@@ -29,6 +29,9 @@ def test_hub_subcommand_runs_and_stops_cleanly(tmp_path, make_peer):
             line = hub.wait_line("SAMP hub ready at")
             assert "/status?key=" in line and lock.exists()
             assert peers.is_private_lockfile(lock)
+            # a plain-TCP hub, as under twistd: no pyOpenSSL / cryptography (issue 16)
+            maps = open(f"/proc/{hub.proc.pid}/maps").read()
+            assert "cryptography" not in maps and "OpenSSL" not in maps
             other = run_cli(env, "hub", "--lockfile", str(lock), "--no-web")
             assert other.returncode == 1
             assert "a SAMP hub is already running" in other.stderr

@@ -109,6 +109,16 @@ def test_hub_plugin_imports(baseline):
     assert third_party("import samptwist.tap", baseline) <= TAP_THIRD_PARTY
 
 
+def test_samptwist_hub_command_imports():
+    """`samptwist hub` runs a hub in the CLI's process: the same rules (issue 16)."""
+    loaded = modules_after(
+        "import samptwist.cli, samptwist.cli.hub, samptwist.tap; "
+        "samptwist.tap.reactor_for(samptwist.cli.hub.options(['--no-web']))"
+    )
+    assert forbidden_in(loaded) == set()
+    assert "twisted.internet.reactor" in loaded
+
+
 def test_twistd_plugin_imports(baseline):
     """The plugin module twistd loads, and the parsed options of a
     --no-web hub, import no more than samptwist.tap."""
