@@ -142,9 +142,18 @@ class MemoryNetwork:
         """
         return xmlrpc.client.dumps((private_key,) + tuple(args), method).encode("utf-8")
 
-    def call(self, url: str, body: bytes, keepalive: bool = True) -> Deferred:
+    def pipelines(self, url: str) -> bool:
         """
-        Deliver a hub callback to the client resource at C{url}.
+        @return: C{False}: in memory, callbacks go one at a time.
+        """
+        return False
+
+    def call(
+        self, url: str, body: bytes, keepalive: bool = True, lane: Optional[object] = None
+    ) -> Deferred:
+        """
+        Deliver a hub callback to the client resource at C{url} (C{keepalive}
+        and C{lane} do not matter in memory).
 
         @return: a L{Deferred} firing with C{True}, or failing with
             L{DeliveryFailed} (no resource at C{url}, or the client answered
