@@ -128,12 +128,46 @@ class CPUWatch:
         return {role: round(seconds, 2) for role, seconds in sorted(used.items())}
 
 
+class Profile:
+    """
+    py-spy (by PID, from this namespace) on both agents while one phase
+    runs: C{DIR/PHASE-ROLE.txt}, collapsed stacks (C{--format raw}).
+    """
+
+    def __init__(self, where: Optional[Path], phase: str) -> None:
+        self.spies: List[subprocess.Popen] = []
+        if where is None:
+            return
+        where.mkdir(parents=True, exist_ok=True)
+        for pid, (cmd, _) in _cpu_tree().items():
+            role = _role(cmd)
+            if role in ("desktop agent", "remote agent"):
+                out = where / f"{phase}-{role.replace(' ', '-')}.txt"
+                self.spies.append(subprocess.Popen(
+                    ["py-spy", "record", "--nonblocking", "--threads", "--rate", "250",
+                     "--format", "raw", "-o", str(out), "-p", str(pid)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # py-spy attaches
+
+    def stop(self) -> None:
+        for spy in self.spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in self.spies:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(timeout=10)
+
+
 def _pct(values: List[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(size: int, count: int, work: Path) -> Dict[str, Any]:
+def measure(size: int, count: int, work: Path,
+            profile: Optional[Path] = None) -> Dict[str, Any]:
     with contextlib.ExitStack() as stack:
         hub = stack.enter_context(peers.running_hub(work / "desk"))
         machine = stack.enter_context(remote_machine(work))
@@ -169,20 +203,29 @@ def measure(size: int, count: int, work: Path) -> Dict[str, Any]:
         assert cat.returncode == 0, cat.stderr
         ssh_cpu = cpu.used()
 
+        spy = Profile(profile, "transfer")
         cpu = CPUWatch()
-
         got = far.ask("result", op="call_and_wait", to="bench-desk", mtype="bench.fetch",
                       params={"url": data.as_uri()}, timeout=600)
         result = got["response"]["samp.result"]
         assert int(result["bytes"]) == actual, result
         relay_seconds = float(result["seconds"])
         relay_cpu = cpu.used()
+        spy.stop()
 
         local = near.ask("timings", op="bench_calls", to="bench-echo", count=count,
                          timeout=600)["seconds"][count // 10:]
+        spy = Profile(profile, "calls")
         relayed = near.ask("timings", op="bench_calls", to="bench-far", count=count,
                            timeout=600)["seconds"][count // 10:]
-        assert link.stop(signal.SIGINT) == 0
+        spy.stop()
+        try:
+            stopped = link.stop(signal.SIGINT)
+        except BaseException:
+            print("samptwist remote ignored SIGINT; its stderr:", *link.err.snapshot(),
+                  "its stdout:", *link.lines(), sep="\n", file=sys.stderr)
+            raise
+        assert stopped == 0, (stopped, link.err.snapshot())
     mb = actual / 1e6
     return {
         "bytes": actual,
@@ -204,6 +247,9 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=300, help="calls per latency series")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="5 MiB, 20 calls, 1 repetition")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="run py-spy on both agents during the transfer and the relayed "
+                        "calls; collapsed stacks in DIR (the figures are then not clean)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results-remote.json"))
     args = parser.parse_args(argv)
     if args.smoke:
@@ -211,7 +257,8 @@ def main(argv: List[str] | None = None) -> int:
     runs = []
     for rep in range(args.reps):
         with tempfile.TemporaryDirectory(prefix="samptwist-remote-bench-") as work:
-            runs.append(measure(args.size, args.count, Path(work)))
+            runs.append(measure(args.size, args.count, Path(work),
+                                None if args.profile is None else Path(args.profile)))
         print(f"repetition {rep + 1}: " + ", ".join(
             f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
             for k, v in runs[-1].items()), flush=True)

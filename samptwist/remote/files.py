@@ -656,7 +656,7 @@ class Streams:
 
 #: bytes a download lets the other side send ahead (its credit); memory per
 #: download stays within about twice this
-WINDOW = 4 * 1024 * 1024
+WINDOW = 16 * 1024 * 1024
 
 
 class _Download:

@@ -41,6 +41,8 @@ MAX_CREDIT = 64 * 1024 * 1024
 AMP_FRAME = 0x41
 DATA_FRAME = 0x44
 _HEADER = 5
+#: data frames at least this big are collected piece by piece as they arrive
+_COLLECT = 64 * 1024
 #: largest frame accepted of each kind
 MAX_FRAME = {AMP_FRAME: MAX_JSON + 1024 * 1024, DATA_FRAME: DATA_CHUNK + 4}
 
@@ -67,6 +69,11 @@ class FramedAMP(amp.AMP):
     def __init__(self) -> None:
         super().__init__()
         self._inbox = bytearray()
+        # the data frame being collected: its stream, the pieces so far and
+        # the bytes it still needs (pieces go straight in, not through _inbox)
+        self._collecting = 0
+        self._pieces: List[Any] = []
+        self._need = 0
 
     def sendBox(self, box: amp.AmpBox) -> None:
         if self.transport is None:
@@ -91,8 +98,26 @@ class FramedAMP(amp.AMP):
         return False
 
     def dataReceived(self, data: bytes) -> None:
-        buf = self._inbox
-        buf += data
+        view = memoryview(data)
+        if self._need:
+            # The rest of a big piece of a file: kept as it came, joined once.
+            if self.framingStopped():
+                return
+            if len(view) < self._need:
+                self._pieces.append(view)
+                self._need -= len(view)
+                return
+            self._pieces.append(view[:self._need])
+            view = view[self._need:]
+            pieces, self._pieces, self._need = self._pieces, [], 0
+            self.dataFrameReceived(self._collecting, b"".join(pieces))
+            if not view:
+                return
+        if self._inbox:
+            self._inbox += view
+            buf: Any = self._inbox
+        else:
+            buf = view  # nothing kept from before: read the frames in place
         at = 0
         try:
             while len(buf) - at >= _HEADER and not self.framingStopped():
@@ -105,13 +130,25 @@ class FramedAMP(amp.AMP):
                     raise FrameError(f"a frame of {size} bytes")
                 end = at + _HEADER + size
                 if len(buf) < end:
+                    if kind == DATA_FRAME and len(buf) - at >= _HEADER + 4 and \
+                            size >= _COLLECT:
+                        # Collect the rest as it comes (one copy, at the end).
+                        start = at + _HEADER + 4
+                        self._collecting = int.from_bytes(buf[at + _HEADER:start], "big")
+                        if buf is self._inbox:  # (emptied below: keep a copy)
+                            with memoryview(buf) as whole:
+                                self._pieces = [bytes(whole[start:])]
+                        else:
+                            self._pieces = [buf[start:]]
+                        self._need = end - len(buf)
+                        at = len(buf)
                     break
                 start, at = at + _HEADER, end
                 if kind == DATA_FRAME:
                     stream = int.from_bytes(buf[start:start + 4], "big")
                     start += 4
-                with memoryview(buf) as view:  # one copy out of the buffer
-                    payload = bytes(view[start:end])
+                with memoryview(buf) as whole:  # one copy out of the buffer
+                    payload = bytes(whole[start:end])
                 if kind == AMP_FRAME:
                     super().dataReceived(payload)
                 else:
@@ -120,7 +157,10 @@ class FramedAMP(amp.AMP):
             at = len(buf)
             self.frameError(str(e))
         finally:
-            del buf[:at]
+            if buf is self._inbox:
+                del buf[:at]
+            elif at < len(buf):
+                self._inbox += buf[at:]
 
     def dataFrameReceived(self, stream: int, data: bytes) -> None:
         """
