@@ -92,7 +92,7 @@ class _VectorWriter(process.ProcessWriter):
     """
 
     def doWrite(self) -> Any:
-        pieces = self._tempDataBuffer
+        pieces: List[Any] = self._tempDataBuffer  # (memoryviews too, once partly written)
         if self.offset < len(self.dataBuffer):  # (only ever set by Twisted's own code)
             pieces.insert(0, memoryview(self.dataBuffer)[self.offset:])
             self._tempDataLen += len(pieces[0])
@@ -127,9 +127,10 @@ class _VectorWriter(process.ProcessWriter):
                 self.startReading()
         # Nothing left to send: what Twisted's doWrite does then.
         self.stopWriting()
-        if self.producer is not None and (not self.streamingProducer or self.producerPaused):
+        producer: Any = self.producer
+        if producer is not None and (not self.streamingProducer or self.producerPaused):
             self.producerPaused = False
-            self.producer.resumeProducing()
+            producer.resumeProducing()
         elif self.disconnecting:
             return self._postLoseConnection()
         elif self._writeDisconnecting:
