@@ -50,7 +50,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from .._http import watch_answerable
 from .._log import Logger
 from .._net import file_url_is_local, is_loopback_host
-from .protocol import DATA_CHUNK, MAX_CREDIT, Refused
+from .protocol import DATA_CHUNK, MAX_CREDIT, FileSegment, Refused
 
 log = Logger()
 
@@ -392,6 +392,7 @@ class FileSource(Source):
         self.run = run
         self._file: Any = None
         self._sent = 0
+        self._scratch: Optional[bytearray] = None
         self.content_type = _TYPES.get(Path(path).suffix.lower(), self.content_type)
 
     def _open(self) -> Tuple[Any, int]:
@@ -440,6 +441,31 @@ class FileSource(Source):
         f, self._file = self._file, None
         if f is not None:
             self.run(f.close).addErrback(lambda _: None)
+
+    def segment(self, size: int, short: Callable[[], None]) -> Deferred:
+        """
+        @return: a L{Deferred} firing with a L{FileSegment} of the next
+            bytes, at most C{size} (C{None} at the end), read once in the
+            pool (so that writing it, in the kernel, finds them in memory
+            and never waits for the disk), or failing with L{Refused}.
+        """
+        return self.run(self._segment, size, short)
+
+    def _segment(self, size: int, short: Callable[[], None]) -> Optional[FileSegment]:
+        f = self._file
+        if f is None:
+            raise Refused("the file is closed")
+        if self._scratch is None or len(self._scratch) < size:
+            self._scratch = bytearray(max(size, DATA_CHUNK))
+        with memoryview(self._scratch) as scratch:
+            got = os.preadv(f.fileno(), [scratch[:size]], self._sent)
+        if got == 0:
+            return None
+        if self._sent + got > self.max_size:  # it grew meanwhile
+            raise Refused("the file grew beyond the size limit")
+        segment = FileSegment(f.fileno(), self._sent, got, short)
+        self._sent += got
+        return segment
 
 
 class _BodyReader(Protocol):
@@ -569,14 +595,18 @@ class Streams:
     """
 
     def __init__(self, reactor: Any, exports: Exports, send: Callable[[int, bytes], None],
-                 fail: Callable[[int, str], None], limit: int = 64) -> None:
+                 fail: Callable[[int, str], None], limit: int = 64,
+                 send_file: Optional[Callable[[int, Optional[FileSegment]], bool]] = None) -> None:
         """
         @param send: sends a piece of a stream (C{b""}: its end).
         @param fail: tells the reader a stream cannot go on, and why.
+        @param send_file: sends a L{FileSegment} as a piece of a stream, if
+            the link can now (else returns C{False}, and files are read).
         """
         self.reactor = reactor
         self.exports = exports
         self.send = send
+        self.send_file = send_file
         self.fail = fail
         self.limit = limit
         self.run = blocking_runner(reactor)
@@ -619,9 +649,40 @@ class Streams:
         if out.reading or out.credit <= 0 or self.open.get(stream) is not out:
             return
         out.reading = True
-        d = out.source.read(min(DATA_CHUNK, out.credit))
+        size = min(DATA_CHUNK, out.credit)
+        if self.send_file is not None and isinstance(out.source, FileSource) and \
+                self.send_file(stream, None):
+            d = out.source.segment(size, lambda: self._short(stream, out))
+            d.addCallbacks(self._segment, self._failed, callbackArgs=(stream, out),
+                           errbackArgs=(stream, out))
+            return
+        d = out.source.read(size)
         d.addCallbacks(self._read, self._failed, callbackArgs=(stream, out),
                        errbackArgs=(stream, out))
+
+    def _segment(self, segment: Optional[FileSegment], stream: int, out: _Outgoing) -> None:
+        out.reading = False
+        if self.open.get(stream) is not out:
+            if segment is not None:
+                segment.close()
+            return
+        if segment is None:
+            self.send(stream, b"")
+            self.close(stream)
+            return
+        out.credit -= segment.count
+        assert self.send_file is not None
+        if not self.send_file(stream, segment):  # (the link is going)
+            segment.close()
+            self.close(stream)
+            self.fail(stream, "the link ended")
+            return
+        self._pump(stream, out)
+
+    def _short(self, stream: int, out: _Outgoing) -> None:
+        if self.open.get(stream) is out:
+            self.close(stream)
+            self.fail(stream, "the file shrank while it was sent")
 
     def _read(self, data: bytes, stream: int, out: _Outgoing) -> None:
         out.reading = False

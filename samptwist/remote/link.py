@@ -12,6 +12,7 @@ import fcntl
 import os
 import socket
 import stat
+import sys
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional
 
@@ -25,7 +26,7 @@ from twisted.python.failure import Failure
 
 from .._backoff import Backoff
 from .agent import Agent, Link
-from .protocol import GREETING, GREETING_PREFIX
+from .protocol import GREETING, GREETING_PREFIX, FileSegment
 
 #: bytes the far side may print before its greeting (a login banner)
 MAX_PREAMBLE = 64 * 1024
@@ -88,43 +89,51 @@ class _VectorWriter(process.ProcessWriter):
     """
     Twisted's standard output writer, writing its buffered pieces with
     C{writev} as they are instead of joining them first (each piece of a
-    file would otherwise be copied once more, with its frame header).
+    file would otherwise be copied once more, with its frame header), and
+    L{FileSegment}s with C{sendfile} (from the file to the pipe in the
+    kernel: the far side's files never pass through Python).
     """
 
+    #: whether file segments may be given (Linux: C{sendfile} to a pipe)
+    sendfile = sys.platform.startswith("linux")
+
+    def writeFile(self, segment: FileSegment) -> None:
+        """
+        Write C{segment} after what is buffered.
+        """
+        if not self.connected or self._writeDisconnected:
+            segment.close()
+            return
+        self.stopReading()  # (as ProcessWriter.write)
+        self._tempDataBuffer.append(segment)  # type: ignore[arg-type]
+        self._tempDataLen += segment.count
+        self._maybePauseProducer()
+        self.startWriting()
+
     def doWrite(self) -> Any:
-        pieces: List[Any] = self._tempDataBuffer  # (memoryviews too, once partly written)
+        pieces: List[Any] = self._tempDataBuffer  # (memoryviews and segments too)
         if self.offset < len(self.dataBuffer):  # (only ever set by Twisted's own code)
             pieces.insert(0, memoryview(self.dataBuffer)[self.offset:])
             self._tempDataLen += len(pieces[0])
             self.dataBuffer, self.offset = b"", 0
-        if pieces:
-            batch: List[Any] = []
-            size = 0
-            for piece in pieces[:_IOV_MAX]:
-                batch.append(piece)
-                size += len(piece)
-                if size >= self.SEND_LIMIT:
-                    break
+        for _ in range(_IOV_MAX):
+            if not pieces:
+                break
             try:
-                written = os.writev(self.fd, batch)
+                if isinstance(pieces[0], FileSegment):
+                    complete = self._send_segment(pieces)
+                else:
+                    complete = self._write_pieces(pieces)
             except OSError as e:
                 if e.errno in (errno.EAGAIN, errno.EINTR):
                     return None
                 return CONNECTION_LOST
-            self._tempDataLen -= written
-            done = 0
-            for piece in batch:
-                if written < len(piece):
-                    break
-                written -= len(piece)
-                done += 1
-            del pieces[:done]
-            if written:
-                pieces[0] = memoryview(pieces[0])[written:]
-            if pieces:
-                return None
-            if self.enableReadHack:
-                self.startReading()
+            if not complete:
+                return None  # the pipe is full: on when it is writable
+        if pieces:
+            return None
+        if self.enableReadHack:
+            self.startReading()
         # Nothing left to send: what Twisted's doWrite does then.
         self.stopWriting()
         producer: Any = self.producer
@@ -137,6 +146,64 @@ class _VectorWriter(process.ProcessWriter):
             self._writeDisconnected = True
             return self._closeWriteConnection()
         return None
+
+    def _write_pieces(self, pieces: List[Any]) -> bool:
+        batch: List[Any] = []
+        size = 0
+        for piece in pieces[:_IOV_MAX]:
+            if isinstance(piece, FileSegment):
+                break
+            batch.append(piece)
+            size += len(piece)
+            if size >= self.SEND_LIMIT:
+                break
+        written = os.writev(self.fd, batch)
+        self._tempDataLen -= written
+        done = 0
+        for piece in batch:
+            if written < len(piece):
+                break
+            written -= len(piece)
+            done += 1
+        del pieces[:done]
+        if written:
+            pieces[0] = memoryview(pieces[0])[written:]
+        return done == len(batch)
+
+    def _send_segment(self, pieces: List[Any]) -> bool:
+        segment: FileSegment = pieces[0]
+        try:
+            sent = os.sendfile(self.fd, segment.fd, segment.offset, segment.count)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            # This output takes no sendfile after all: read the piece instead.
+            self.sendfile = False
+            pieces[0] = os.pread(segment.fd, segment.count, segment.offset)
+            pieces[0] += bytes(segment.count - len(pieces[0]))
+            segment.close()
+            return True
+        if sent == 0:
+            # The file ended early: zeros keep the frame whole; the reader
+            # is told the stream failed.
+            pieces[0] = bytes(segment.count)
+            segment.close()
+            segment.short()
+            return True
+        segment.offset += sent
+        segment.count -= sent
+        self._tempDataLen -= sent
+        if segment.count:
+            return False
+        segment.close()
+        del pieces[0]
+        return True
+
+    def connectionLost(self, reason: Failure) -> None:
+        for piece in self._tempDataBuffer:
+            if isinstance(piece, FileSegment):
+                piece.close()
+        super().connectionLost(reason)
 
 
 class StreamStdIO(StandardIO):
@@ -159,6 +226,21 @@ class StreamStdIO(StandardIO):
         self._reader = _BigReader(reactor, self, "read", stdin)
         self._reader.startReading()
         self.protocol.makeConnection(self)
+
+    def canWriteFiles(self) -> bool:
+        """
+        @return: whether L{writeFile} may be used.
+        """
+        return self._writer is not None and bool(self._writer.sendfile)
+
+    def writeFile(self, segment: FileSegment) -> None:
+        """
+        Write C{segment} of a file after what is buffered (with C{sendfile}).
+        """
+        if self._writer is not None:
+            self._writer.writeFile(segment)
+        else:
+            segment.close()
 
 
 class _StreamEnd(Protocol):

@@ -21,7 +21,7 @@ both sides without one round trip per piece.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Type
+from typing import Any, Callable, Dict, List, Type
 
 from twisted.protocols import amp
 
@@ -52,6 +52,39 @@ def frame(kind: int, payload: bytes) -> bytes:
     @return: C{payload} as one frame of C{kind} (for tests and other peers).
     """
     return bytes([kind]) + len(payload).to_bytes(4, "big") + payload
+
+
+class FileSegment:
+    """
+    C{count} bytes of an open file from C{offset}, to be written to a stream
+    by the kernel (C{sendfile}) by a transport that can (C{writeFile}); it
+    holds its own descriptor, closed once written or dropped.
+
+    @ivar short: called if the file ends before C{count} bytes (the rest is
+        then sent as zeros, to keep the frame whole).
+    """
+
+    def __init__(self, fd: int, offset: int, count: int,
+                 short: Callable[[], None] = lambda: None) -> None:
+        import os
+
+        self.fd = os.dup(fd)
+        self.offset = offset
+        self.count = count
+        self.short = short
+
+    def __len__(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        import os
+
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class FrameError(Exception):
@@ -90,6 +123,24 @@ class FramedAMP(amp.AMP):
         assert self.transport is not None and len(data) <= DATA_CHUNK
         self.transport.writeSequence([bytes([DATA_FRAME]), (len(data) + 4).to_bytes(4, "big"),
                                       stream.to_bytes(4, "big"), data])
+
+    def canSendFiles(self) -> bool:
+        """
+        @return: whether the transport writes file segments itself
+            (L{sendFileData}).
+        """
+        can = getattr(self.transport, "canWriteFiles", None)
+        return callable(can) and bool(can())
+
+    def sendFileData(self, stream: int, segment: FileSegment) -> None:
+        """
+        Send C{segment} (at most L{DATA_CHUNK} bytes, not empty) as a piece
+        of C{stream}, written by the kernel from the file (L{canSendFiles}).
+        """
+        assert self.transport is not None and 0 < segment.count <= DATA_CHUNK
+        self.transport.writeSequence([bytes([DATA_FRAME]), (segment.count + 4).to_bytes(4, "big"),
+                                      stream.to_bytes(4, "big")])
+        self.transport.writeFile(segment)  # type: ignore[attr-defined]
 
     def framingStopped(self) -> bool:
         """
