@@ -223,13 +223,7 @@ def measure(size: int, count: int, work: Path, profile: Optional[Path] = None,
         relayed = near.ask("timings", op="bench_calls", to="bench-far", count=count,
                            timeout=600)["seconds"][count // 10:]
         spy.stop()
-        try:
-            stopped = link.stop(signal.SIGINT)
-        except BaseException:
-            print("samptwist remote ignored SIGINT; its stderr:", *link.err.snapshot(),
-                  "its stdout:", *link.lines(), sep="\n", file=sys.stderr)
-            raise
-        assert stopped == 0, (stopped, link.err.snapshot())
+        stopped = _stop_link(link, work)
     mb = actual / 1e6
     ssh_seconds = statistics.median(t["ssh_cat_s"] for t in transfers)
     read_seconds = statistics.median(t["ssh_read_s"] for t in transfers)
@@ -251,7 +245,31 @@ def measure(size: int, count: int, work: Path, profile: Optional[Path] = None,
         "ssh_read_cpu_s": _median_cpu([t["ssh_read_cpu_s"] for t in transfers]),
         "relay_cpu_s": _median_cpu([t["relay_cpu_s"] for t in transfers]),
         "transfers": transfers,
+        "link_stopped": stopped,
     }
+
+
+def _stop_link(link: Running, work: Path) -> str:
+    """
+    End C{samptwist remote} with SIGINT, as a user's Ctrl-C.
+
+    @return: C{"exit N"}, or what it was doing when it ignored the signal
+        for 20 s (a py-spy dump; it is then killed): the figures still count.
+    """
+    link.proc.send_signal(signal.SIGINT)
+    try:
+        return f"exit {link.proc.wait(timeout=20)}"
+    except subprocess.TimeoutExpired:
+        pass
+    dump = subprocess.run(["py-spy", "dump", "--pid", str(link.proc.pid)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    text = dump.stdout + dump.stderr
+    (work.parent / f"samptwist-remote-hang-{link.proc.pid}.txt").write_text(
+        text + "\n--- stderr ---\n" + "\n".join(map(str, link.err.snapshot())))
+    print(f"samptwist remote ignored SIGINT for 20 s; stacks:\n{text}", file=sys.stderr)
+    link.proc.kill()
+    link.proc.wait(timeout=20)
+    return "ignored SIGINT: " + text[-2000:]
 
 
 def _median_cpu(runs: List[Dict[str, float]]) -> Dict[str, float]:
@@ -331,10 +349,14 @@ def main(argv: List[str] | None = None) -> int:
                                 repeat=args.transfers))
         print(f"repetition {rep + 1}: " + ", ".join(
             f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in runs[-1].items() if k != "transfers"), flush=True)
+            for k, v in runs[-1].items() if k not in ("transfers", "link_stopped")),
+            flush=True)
+        if not runs[-1]["link_stopped"].startswith("exit 0"):
+            print(f"  samptwist remote did not end cleanly: {runs[-1]['link_stopped'][:300]}",
+                  flush=True)
     summary: Dict[str, Any] = {}
     for key, value in runs[0].items():
-        if key == "transfers":
+        if key in ("transfers", "link_stopped"):
             continue
         if isinstance(value, dict):
             summary[key] = _median_cpu([run[key] for run in runs])

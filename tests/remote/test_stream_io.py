@@ -256,3 +256,154 @@ def test_stdout_closes_after_the_last_piece(pipes):
     result = io._writer.doWrite()
     assert read_all(out_r) == b"last words"
     assert result is not None  # the writer is done: Twisted then closes it
+
+
+# -- files written by the kernel (sendfile) --------------------------------------
+
+
+@pytest.fixture
+def stdio(pipes):
+    in_r, in_w = pipes()
+    out_r, out_w = pipes()
+    reactor = MemoryReactor()
+    io = StreamStdIO(Sink(), stdin=in_r, stdout=out_w, reactor=reactor)
+    return io, out_r, reactor
+
+
+def drain(io: StreamStdIO, out_r: int, reactor: MemoryReactor) -> bytes:
+    got = b""
+    for _ in range(200):
+        if io._writer not in reactor.getWriters():
+            break
+        io._writer.doWrite()
+        got += read_all(out_r)
+    return got + read_all(out_r)
+
+
+def test_file_segments_go_between_the_other_pieces_in_order(stdio, tmp_path):
+    io, out_r, reactor = stdio
+    content = os.urandom(1_500_000)
+    path = tmp_path / "table.vot"
+    path.write_bytes(content)
+    with open(path, "rb") as f:
+        first = P.FileSegment(f.fileno(), 10, 600_000)
+        second = P.FileSegment(f.fileno(), 1_000_000, 500_000)
+    # (the file is closed now: each segment holds its own descriptor)
+    assert io.canWriteFiles()
+    io.write(b"head")
+    io.writeFile(first)
+    io.writeSequence([b"mid", b"dle"])
+    io.writeFile(second)
+    io.write(b"tail")
+    assert io._writer._tempDataLen == 4 + 600_000 + 6 + 500_000 + 4
+    got = drain(io, out_r, reactor)
+    assert got == b"head" + content[10:600_010] + b"middle" + content[1_000_000:] + b"tail"
+    assert first.fd == -1 and second.fd == -1  # closed once written
+    assert io._writer._tempDataLen == 0
+
+
+def test_a_file_that_shrank_is_padded_and_reported(stdio, tmp_path):
+    io, out_r, reactor = stdio
+    path = tmp_path / "shrinking.fits"
+    path.write_bytes(b"x" * 1000)
+    short: List[bool] = []
+    with open(path, "rb") as f:
+        segment = P.FileSegment(f.fileno(), 0, 3000, lambda: short.append(True))
+    io.writeFile(segment)
+    io.write(b"after")
+    got = drain(io, out_r, reactor)
+    assert got == b"x" * 1000 + bytes(2000) + b"after"  # the frame stays whole
+    assert short == [True]
+
+
+def test_without_sendfile_the_segment_is_read(stdio, tmp_path, monkeypatch):
+    import errno
+
+    io, out_r, reactor = stdio
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+
+    def refuse(*args: Any) -> int:
+        raise OSError(errno.EINVAL, "no sendfile here")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    with open(path, "rb") as f:
+        io.writeFile(P.FileSegment(f.fileno(), 0, 8))
+    assert drain(io, out_r, reactor) == b"a,b\n1,2\n"
+    assert not io.canWriteFiles()  # and files are read from now on
+
+
+def test_segments_left_when_the_stream_ends_are_closed(stdio, tmp_path):
+    from twisted.internet.error import ConnectionDone
+
+    io, out_r, reactor = stdio
+    path = tmp_path / "f"
+    path.write_bytes(b"z" * 100)
+    with open(path, "rb") as f:
+        segment = P.FileSegment(f.fileno(), 0, 100)
+    io.writeFile(segment)
+    io._writer.connectionLost(Failure(ConnectionDone()))
+    assert segment.fd == -1
+
+
+def test_streams_hand_files_over_as_segments(tmp_path):
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import Clock
+
+    from samptwist.remote.files import Exports, SharePolicy, Streams
+    from samptwist.testing import result_of
+
+    content = os.urandom(2 * P.DATA_CHUNK + 123)
+    path = tmp_path / "big.fits"
+    path.write_bytes(content)
+    exports = Exports(Clock(), policy=SharePolicy(shared=[str(tmp_path)]))
+    token = exports.export("file", str(path))
+    sent: List[Tuple[int, bytes]] = []
+    failed: List[str] = []
+    segments: List[P.FileSegment] = []
+
+    def send_file(stream: int, segment: Any) -> bool:
+        if segment is not None:
+            segments.append(segment)
+            sent.append((stream, os.pread(segment.fd, segment.count, segment.offset)))
+            segment.close()
+        return True
+
+    streams = Streams(Clock(), exports, send=lambda s, d: sent.append((s, d)),
+                      fail=lambda s, why: failed.append(why), send_file=send_file)
+    stream, source = result_of(Deferred.fromCoroutine(streams.start(token)))
+    assert source.size == len(content)
+    streams.want(stream, P.DATA_CHUNK + 10)  # credit: one piece and a bit
+    assert [len(d) for _, d in sent] == [P.DATA_CHUNK, 10]
+    streams.want(stream, 10 * P.DATA_CHUNK)
+    assert b"".join(d for _, d in sent) == content
+    assert sent[-1] == (stream, b"")  # the end, as bytes
+    assert all(len(s) <= P.DATA_CHUNK for s in segments)
+    assert not failed and stream not in streams.open
+
+
+def test_streams_report_a_file_that_shrank(tmp_path):
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import Clock
+
+    from samptwist.remote.files import Exports, SharePolicy, Streams
+    from samptwist.testing import result_of
+
+    path = tmp_path / "t.vot"
+    path.write_bytes(b"v" * 100)
+    exports = Exports(Clock(), policy=SharePolicy(shared=[str(tmp_path)]))
+    failed: List[Tuple[int, str]] = []
+    kept: List[P.FileSegment] = []
+
+    def send_file(stream: int, segment: Any) -> bool:
+        if segment is not None:
+            kept.append(segment)
+        return True
+
+    streams = Streams(Clock(), exports, send=lambda s, d: None,
+                      fail=lambda s, why: failed.append((s, why)), send_file=send_file)
+    stream, _ = result_of(Deferred.fromCoroutine(streams.start(exports.export("file", str(path)))))
+    streams.want(stream, 100)
+    kept[0].short()  # as the writer does when the file ended early
+    assert failed == [(stream, "the file shrank while it was sent")]
+    assert stream not in streams.open
