@@ -211,11 +211,16 @@ def measure(size: int, count: int, work: Path, profile: Optional[Path] = None,
         assert made.returncode == 0, made.stderr
         actual = int(machine.run(["stat", "-c", "%s", str(data)]).stdout)
 
+        up = Path(hub.env["HOME"]) / "up.bin"  # on the desktop only (the far side reads it)
+        with open(up, "wb") as f:
+            for _ in range(max(1, size // (1 << 20))):
+                f.write(os.urandom(1 << 20))
         transfers = []
         for n in range(repeat):
             spy = Profile(profile if n == 0 else None, "transfer")
             transfers.append(_transfers(machine, far, data, actual))
             spy.stop()
+            transfers[-1].update(_uploads(machine, near, up))
 
         local = near.ask("timings", op="bench_calls", to="bench-echo", count=count,
                          timeout=600)["seconds"][count // 10:]
@@ -244,6 +249,12 @@ def measure(size: int, count: int, work: Path, profile: Optional[Path] = None,
         "ssh_cpu_s": _median_cpu([t["ssh_cpu_s"] for t in transfers]),
         "ssh_read_cpu_s": _median_cpu([t["ssh_read_cpu_s"] for t in transfers]),
         "relay_cpu_s": _median_cpu([t["relay_cpu_s"] for t in transfers]),
+        "up_ssh_MB_per_s": mb / statistics.median(t["up_ssh_s"] for t in transfers),
+        "up_relay_MB_per_s": mb / statistics.median(t["up_relay_s"] for t in transfers),
+        "up_relay_over_ssh": statistics.median(t["up_ssh_s"] for t in transfers)
+        / statistics.median(t["up_relay_s"] for t in transfers),
+        "up_ssh_cpu_s": _median_cpu([t["up_ssh_cpu_s"] for t in transfers]),
+        "up_relay_cpu_s": _median_cpu([t["up_relay_cpu_s"] for t in transfers]),
         "transfers": transfers,
         "link_stopped": stopped,
     }
@@ -270,6 +281,34 @@ def _stop_link(link: Running, work: Path) -> str:
     link.proc.kill()
     link.proc.wait(timeout=20)
     return "ignored SIGINT: " + text[-2000:]
+
+
+def _uploads(machine: Any, near: Any, up: Path) -> Dict[str, Any]:
+    """
+    The other way: a desktop file sent by plain ssh (C{ssh remote 'cat >
+    /dev/null' < FILE}, minus the login) and fetched on the far side through
+    the relay.
+    """
+    size = up.stat().st_size
+    start = time.monotonic()
+    subprocess.run(machine.ssh + ["remote", "true"], check=True, timeout=60,
+                   stdin=subprocess.DEVNULL)
+    setup = time.monotonic() - start
+    cpu = CPUWatch()
+    start = time.monotonic()
+    with open(up, "rb") as f:
+        sent = subprocess.run(machine.ssh + ["remote", "cat > /dev/null"], stdin=f,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    ssh_seconds = max(1e-3, time.monotonic() - start - setup)
+    assert sent.returncode == 0, sent.stderr
+    ssh_cpu = cpu.used()
+    cpu = CPUWatch()
+    answer = near.ask("result", op="call_and_wait", to="bench-far", mtype="bench.fetch",
+                      params={"url": up.as_uri()}, timeout=600)
+    result = answer["response"]["samp.result"]
+    assert int(result["bytes"]) == size, result
+    return {"up_ssh_s": ssh_seconds, "up_ssh_cpu_s": ssh_cpu,
+            "up_relay_s": float(result["seconds"]), "up_relay_cpu_s": cpu.used()}
 
 
 def _median_cpu(runs: List[Dict[str, float]]) -> Dict[str, float]:
@@ -339,6 +378,11 @@ def main(argv: List[str] | None = None) -> int:
                         "calls; collapsed stacks in DIR (the figures are then not clean)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results-remote.json"))
     args = parser.parse_args(argv)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Run in the background by a shell: SIGINT is ignored, and so it would
+        # be by samptwist remote (Twisted then leaves it alone), which is
+        # stopped with it as with a user's Ctrl-C.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.smoke:
         args.size, args.count, args.reps, args.transfers = 5 * 1024 * 1024, 20, 1, 1
     runs = []
@@ -374,6 +418,9 @@ def main(argv: List[str] | None = None) -> int:
           f"through the relay {summary['relay_MB_per_s']:.1f} MB/s "
           f"({100 * summary['relay_over_ssh']:.0f}% / "
           f"{100 * summary['relay_over_ssh_read']:.0f}% of ssh)")
+    print(f"the other way: ssh 'cat > /dev/null' {summary['up_ssh_MB_per_s']:.1f} MB/s, "
+          f"through the relay {summary['up_relay_MB_per_s']:.1f} MB/s "
+          f"({100 * summary['up_relay_over_ssh']:.0f}%)")
     print(f"CPU seconds: ssh cat {summary['ssh_cpu_s']}; into a reader "
           f"{summary['ssh_read_cpu_s']}; relay {summary['relay_cpu_s']}")
     print(f"callAndWait p50: one hub {summary['local_call_ms_p50']:.2f} ms, through the relay "

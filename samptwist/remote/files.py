@@ -735,6 +735,11 @@ class _Download:
         self.received = 0
         self.paused = False
         self.ended = False
+        transport = getattr(request.channel, "transport", None)
+        if transport is not None and getattr(transport, "SEND_LIMIT", 0) < DATA_CHUNK:
+            # A piece of the file in one send, not four trips through the
+            # event loop (Twisted sends at most 128 KiB at a time).
+            transport.SEND_LIMIT = DATA_CHUNK
         request.registerProducer(self, True)
         request.notifyFinish().addBoth(self._gone)
 
