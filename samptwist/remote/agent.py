@@ -118,6 +118,12 @@ class Link(P.FramedAMP):
 
     def connectionMade(self) -> None:
         self._heard = self.clock.seconds()
+        register = getattr(self.transport, "registerProducer", None)
+        if register is not None:
+            try:
+                register(self.streams, True)  # files are read only as fast as they are sent
+            except RuntimeError:
+                pass  # (a producer of its own already)
         d = self.callRemote(P.Hello, version=P.VERSION, side=self.agent.role,
                             place=self.agent.place, file_port=self.agent.file_port,
                             file_host=self.agent.file_host)

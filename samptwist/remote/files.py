@@ -50,7 +50,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from .._http import watch_answerable
 from .._log import Logger
 from .._net import file_url_is_local, is_loopback_host
-from .protocol import DATA_CHUNK, MAX_CREDIT, FileSegment, Refused
+from .protocol import DATA_CHUNK, MAX_CREDIT, FileSegment, Refused, SharedFD
 
 log = Logger()
 
@@ -393,6 +393,7 @@ class FileSource(Source):
         self._file: Any = None
         self._sent = 0
         self._scratch: Optional[bytearray] = None
+        self._shared: Optional[SharedFD] = None  # (for segments: one descriptor per file)
         self.content_type = _TYPES.get(Path(path).suffix.lower(), self.content_type)
 
     def _open(self) -> Tuple[Any, int]:
@@ -439,6 +440,7 @@ class FileSource(Source):
 
     def close(self) -> None:
         f, self._file = self._file, None
+        self._shared = None  # (closed once the last segment of it is written)
         if f is not None:
             self.run(f.close).addErrback(lambda _: None)
 
@@ -463,7 +465,9 @@ class FileSource(Source):
             return None
         if self._sent + got > self.max_size:  # it grew meanwhile
             raise Refused("the file grew beyond the size limit")
-        segment = FileSegment(f.fileno(), self._sent, got, short)
+        if self._shared is None:
+            self._shared = SharedFD(f.fileno())
+        segment = FileSegment(self._shared, self._sent, got, short)
         self._sent += got
         return segment
 
@@ -591,7 +595,9 @@ class Streams:
     """
     The open sources of one link, by stream number (at most C{limit} at
     once), each pushed to the other side as far as its reader's credit
-    allows (L{want}).
+    allows (L{want}), and while the link's transport keeps up: this is its
+    push producer (L{pauseProducing} when it has too much to write, so what
+    is read ahead stays bounded whatever the credit and the streams).
     """
 
     def __init__(self, reactor: Any, exports: Exports, send: Callable[[int, bytes], None],
@@ -612,6 +618,24 @@ class Streams:
         self.run = blocking_runner(reactor)
         self.open: Dict[int, _Outgoing] = {}
         self._next = 0
+        self.paused = False
+
+    def pauseProducing(self) -> None:
+        """
+        The link's transport has too much to write: read no more for now.
+        """
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The link's transport wrote what it had: go on.
+        """
+        self.paused = False
+        for stream, out in list(self.open.items()):
+            self._pump(stream, out)
+
+    def stopProducing(self) -> None:
+        self.close_all()
 
     async def start(self, token: str) -> Tuple[int, Source]:
         """
@@ -646,7 +670,7 @@ class Streams:
         self._pump(stream, out)
 
     def _pump(self, stream: int, out: _Outgoing) -> None:
-        if out.reading or out.credit <= 0 or self.open.get(stream) is not out:
+        if out.reading or out.credit <= 0 or self.paused or self.open.get(stream) is not out:
             return
         out.reading = True
         size = min(DATA_CHUNK, out.credit)

@@ -223,6 +223,7 @@ class StreamStdIO(StandardIO):
             enlarge_pipe(fd)
         self._writer = _VectorWriter(reactor, self, "write", stdout)
         self._writer.SEND_LIMIT = STREAM_BUFFER
+        self._writer.bufferSize = STREAM_BUFFER  # (its producer pauses beyond this)
         self._reader = _BigReader(reactor, self, "read", stdin)
         self._reader.startReading()
         self.protocol.makeConnection(self)

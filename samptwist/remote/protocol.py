@@ -54,37 +54,61 @@ def frame(kind: int, payload: bytes) -> bytes:
     return bytes([kind]) + len(payload).to_bytes(4, "big") + payload
 
 
-class FileSegment:
+class SharedFD:
     """
-    C{count} bytes of an open file from C{offset}, to be written to a stream
-    by the kernel (C{sendfile}) by a transport that can (C{writeFile}); it
-    holds its own descriptor, closed once written or dropped.
-
-    @ivar short: called if the file ends before C{count} bytes (the rest is
-        then sent as zeros, to keep the frame whole).
+    A descriptor of its own for an open file (a C{dup}), closed once
+    nothing refers to it any more: the source that read it and the
+    L{FileSegment}s of it still waiting to be written.
     """
 
-    def __init__(self, fd: int, offset: int, count: int,
-                 short: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, fd: int) -> None:
         import os
 
         self.fd = os.dup(fd)
-        self.offset = offset
-        self.count = count
-        self.short = short
 
-    def __len__(self) -> int:
-        return self.count
-
-    def close(self) -> None:
+    def __del__(self) -> None:
         import os
 
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
 
-    def __del__(self) -> None:
-        self.close()
+
+class FileSegment:
+    """
+    C{count} bytes of an open file from C{offset}, to be written to a stream
+    by the kernel (C{sendfile}) by a transport that can (C{writeFile}).
+
+    @ivar short: called if the file ends before C{count} bytes (the rest is
+        then sent as zeros, to keep the frame whole).
+    """
+
+    def __init__(self, fd: int | SharedFD, offset: int, count: int,
+                 short: Callable[[], None] = lambda: None) -> None:
+        """
+        @param fd: the file (a descriptor is duplicated: the caller may
+            close its own).
+        """
+        self._file: SharedFD | None = fd if isinstance(fd, SharedFD) else SharedFD(fd)
+        self.offset = offset
+        self.count = count
+        self.short = short
+
+    @property
+    def fd(self) -> int:
+        """
+        The file's descriptor (-1 once L{close}d).
+        """
+        return -1 if self._file is None else self._file.fd
+
+    def __len__(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        """
+        Done with the file (written, or dropped).
+        """
+        self._file = None
 
 
 class FrameError(Exception):

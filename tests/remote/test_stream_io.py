@@ -407,3 +407,54 @@ def test_streams_report_a_file_that_shrank(tmp_path):
     kept[0].short()  # as the writer does when the file ended early
     assert failed == [(stream, "the file shrank while it was sent")]
     assert stream not in streams.open
+
+
+def test_streams_read_no_more_while_the_link_has_too_much_to_write(tmp_path, pipes):
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import Clock
+
+    from samptwist.remote.files import Exports, SharePolicy, Streams
+    from samptwist.testing import result_of
+
+    path = tmp_path / "big.fits"
+    path.write_bytes(os.urandom(4 * P.DATA_CHUNK))
+    exports = Exports(Clock(), policy=SharePolicy(shared=[str(tmp_path)]))
+    in_r, in_w = pipes()
+    out_r, out_w = pipes()
+    reactor = MemoryReactor()
+    io = StreamStdIO(Sink(), stdin=in_r, stdout=out_w, reactor=reactor)
+    streams = Streams(Clock(), exports, send=lambda s, d: io.write(d), fail=lambda s, w: None,
+                      send_file=lambda s, seg: seg is None or io.writeFile(seg) or True)
+    io.registerProducer(streams, True)
+    stream, _ = result_of(Deferred.fromCoroutine(streams.start(exports.export("file", str(path)))))
+    streams.want(stream, 4 * P.DATA_CHUNK)
+    # More than the writer's buffer (1 MiB) waits: the pump paused, not read ahead.
+    assert streams.paused
+    assert io._writer._tempDataLen == 3 * P.DATA_CHUNK  # the third went over the limit
+    got = drain(io, out_r, reactor)  # written: the writer resumes the pump
+    got += drain(io, out_r, reactor)
+    assert not streams.paused
+    assert got == path.read_bytes()
+
+
+def test_a_file_shares_one_descriptor_between_its_segments(tmp_path):
+    from samptwist.remote.files import FileSource
+
+    path = tmp_path / "t.fits"
+    path.write_bytes(os.urandom(3000))
+    source = FileSource(str(path), 10_000)
+    from twisted.internet.defer import Deferred
+
+    from samptwist.testing import result_of
+
+    result_of(Deferred.fromCoroutine(source.start()))
+    first = result_of(source.segment(1000, lambda: None))
+    second = result_of(source.segment(1000, lambda: None))
+    assert first.fd == second.fd >= 0 and (first.offset, second.offset) == (0, 1000)
+    fd = first.fd
+    source.close()
+    assert os.pread(fd, 10, 0) == path.read_bytes()[:10]  # still open: segments wait
+    first.close()
+    second.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed with the last of them
