@@ -8,15 +8,17 @@ loopback; needs root, openssh-server, socat).
     python3 -m benchmarks.remote --profile DIR   # py-spy on both agents (figures not clean)
 
 1. Bandwidth: a file of SIZE random bytes that exists only remotely, read by
-   plain ``ssh remote cat FILE > /dev/null`` (minus the time of
-   ``ssh remote true``: the connection and login, which the relay's link has
-   paid already), by ``ssh remote cat FILE`` read by this process from its
-   first byte to its end (1 MiB reads, 1 MiB pipe: the stream into a reader,
-   login excluded exactly), and fetched by a pyvo client on the desktop from
-   the URL of a message that crossed the relay (``bench.fetch``: the
-   receiver downloads the URL and reports the time).  TRANSFERS of each,
-   interleaved, per repetition; their medians count.  The ratios
-   relay/ssh are the relay's share of the stream's throughput.
+   plain ssh, ``ssh remote cat FILE``, into /dev/null and into this process
+   (1 MiB reads through a 1 MiB pipe, as the relay's receiver reads), both
+   timed from the login (the remote command first says it runs; ``ssh_setup_s``
+   is the login itself, which the relay's link has paid already), and fetched
+   by a pyvo client on the desktop from the URL of a message that crossed the
+   relay (``bench.fetch``: the receiver downloads the URL and reports the
+   time).  The other way (``up_``): a desktop file written by this process
+   into ``ssh remote 'cat > /dev/null'``, and fetched on the far side through
+   the relay.  TRANSFERS of each, interleaved, per repetition; their medians
+   count.  The ratios relay/ssh are the relay's share of the stream's
+   throughput.
 2. Latency: COUNT sequential ``callAndWait`` (test.echo) from a desktop pyvo
    client to another desktop client (one hub), and to a remote client
    through the relay; p50/p99 of each, and the difference of the medians
@@ -249,6 +251,8 @@ def measure(size: int, count: int, work: Path, profile: Optional[Path] = None,
         "ssh_cpu_s": _median_cpu([t["ssh_cpu_s"] for t in transfers]),
         "ssh_read_cpu_s": _median_cpu([t["ssh_read_cpu_s"] for t in transfers]),
         "relay_cpu_s": _median_cpu([t["relay_cpu_s"] for t in transfers]),
+        "up_ssh_s": statistics.median(t["up_ssh_s"] for t in transfers),
+        "up_relay_s": statistics.median(t["up_relay_s"] for t in transfers),
         "up_ssh_MB_per_s": mb / statistics.median(t["up_ssh_s"] for t in transfers),
         "up_relay_MB_per_s": mb / statistics.median(t["up_relay_s"] for t in transfers),
         "up_relay_over_ssh": statistics.median(t["up_ssh_s"] for t in transfers)
@@ -286,21 +290,31 @@ def _stop_link(link: Running, work: Path) -> str:
 def _uploads(machine: Any, near: Any, up: Path) -> Dict[str, Any]:
     """
     The other way: a desktop file sent by plain ssh (C{ssh remote 'cat >
-    /dev/null' < FILE}, minus the login) and fetched on the far side through
-    the relay.
+    /dev/null'}, written by this process once the remote command said it
+    runs, in 1 MiB writes through a 1 MiB pipe, until the remote side says
+    it read it all) and fetched
+    on the far side through the relay.
     """
     size = up.stat().st_size
-    start = time.monotonic()
-    subprocess.run(machine.ssh + ["remote", "true"], check=True, timeout=60,
-                   stdin=subprocess.DEVNULL)
-    setup = time.monotonic() - start
     cpu = CPUWatch()
+    sent = subprocess.Popen(machine.ssh + ["remote", "echo; cat > /dev/null; echo"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, bufsize=0)
+    assert sent.stdin is not None and sent.stdout is not None
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(sent.stdin.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    sent.stdout.readline()  # logged in: the command runs
     start = time.monotonic()
     with open(up, "rb") as f:
-        sent = subprocess.run(machine.ssh + ["remote", "cat > /dev/null"], stdin=f,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
-    ssh_seconds = max(1e-3, time.monotonic() - start - setup)
-    assert sent.returncode == 0, sent.stderr
+        while True:
+            piece = f.read(1 << 20)
+            if not piece:
+                break
+            sent.stdin.write(piece)
+    sent.stdin.close()
+    sent.stdout.readline()  # the remote cat read it all (not: until ssh has closed)
+    ssh_seconds = max(1e-3, time.monotonic() - start)
+    assert sent.wait(timeout=600) == 0
     ssh_cpu = cpu.used()
     cpu = CPUWatch()
     answer = near.ask("result", op="call_and_wait", to="bench-far", mtype="bench.fetch",
@@ -318,8 +332,9 @@ def _median_cpu(runs: List[Dict[str, float]]) -> Dict[str, float]:
 
 def _transfers(machine: Any, far: Any, data: Path, actual: int) -> Dict[str, Any]:
     """
-    One of each: C{ssh remote cat FILE > /dev/null} (minus the time of
-    C{ssh remote true}: connection and login), C{ssh remote cat FILE} read
+    One of each: C{ssh remote cat FILE > /dev/null} (timed from the login:
+    the remote command first writes a line to standard error), C{ssh remote
+    cat FILE} read
     here in 1 MiB reads through a 1 MiB pipe (from its first byte to its
     end: the stream into a reader, as the relay's receiver reads), and the
     file fetched through the relay.
@@ -328,13 +343,17 @@ def _transfers(machine: Any, far: Any, data: Path, actual: int) -> Dict[str, Any
     subprocess.run(machine.ssh + ["remote", "true"], check=True, timeout=60,
                    stdin=subprocess.DEVNULL)
     setup = time.monotonic() - start
-    start = time.monotonic()
     cpu = CPUWatch()
     with open(os.devnull, "wb") as sink:
-        cat = subprocess.run(machine.ssh + ["remote", "cat", str(data)], stdout=sink,
-                             stderr=subprocess.PIPE, timeout=600, stdin=subprocess.DEVNULL)
-    ssh_seconds = max(1e-3, time.monotonic() - start - setup)
-    assert cat.returncode == 0, cat.stderr
+        cat = subprocess.Popen(machine.ssh + ["remote", f"echo >&2; exec cat {data}"],
+                               stdout=sink, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                               bufsize=0)
+        assert cat.stderr is not None
+        cat.stderr.readline()  # logged in: the command runs
+        start = time.monotonic()
+        error = cat.stderr.read()
+        assert cat.wait(timeout=600) == 0, error
+    ssh_seconds = max(1e-3, time.monotonic() - start)
     ssh_cpu = cpu.used()
 
     cpu = CPUWatch()
