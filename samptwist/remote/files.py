@@ -24,7 +24,12 @@ unchanged, and so stays unreadable on the other side.
 
 Files are read in a thread pool when the reactor has one (the agents are
 clients: the hub, which must stay thread-free, never runs this code), so a
-slow disk never stalls the link.
+slow disk never stalls the link.  Where the link's transport can (the far
+side's standard output, L{StreamStdIO<samptwist.remote.link.StreamStdIO>}),
+each piece, once read in the pool (so that it is in memory), is handed over
+as a L{FileSegment} and written by the kernel (C{sendfile}) instead of
+passing through Python; and pieces are read only while the transport keeps
+up (L{Streams} is its push producer).
 """
 
 from __future__ import annotations
