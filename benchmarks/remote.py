@@ -5,13 +5,20 @@ loopback; needs root, openssh-server, socat).
 
     python3 -m benchmarks.remote                 # 100 MB, 300 calls, 3 repetitions
     python3 -m benchmarks.remote --smoke         # 5 MB, 20 calls, 1 repetition
+    python3 -m benchmarks.remote --profile DIR   # py-spy on both agents (figures not clean)
 
 1. Bandwidth: a file of SIZE random bytes that exists only remotely, read by
-   plain ``ssh remote cat FILE`` (minus the time of ``ssh remote true``: the
-   connection and login, which the relay's link has paid already), and fetched by a pyvo
-   client on the desktop from the URL of a message that crossed the relay
-   (``bench.fetch``: the receiver downloads the URL and reports the time).
-   The ratio relay/ssh is the relay's share of the stream's throughput.
+   plain ssh, ``ssh remote cat FILE``, into /dev/null and into this process
+   (1 MiB reads through a 1 MiB pipe, as the relay's receiver reads), both
+   timed from the login (the remote command first says it runs; ``ssh_setup_s``
+   is the login itself, which the relay's link has paid already), and fetched
+   by a pyvo client on the desktop from the URL of a message that crossed the
+   relay (``bench.fetch``: the receiver downloads the URL and reports the
+   time).  The other way (``up_``): a desktop file written by this process
+   into ``ssh remote 'cat > /dev/null'``, and fetched on the far side through
+   the relay.  TRANSFERS of each, interleaved, per repetition; their medians
+   count.  The ratios relay/ssh are the relay's share of the stream's
+   throughput.
 2. Latency: COUNT sequential ``callAndWait`` (test.echo) from a desktop pyvo
    client to another desktop client (one hub), and to a remote client
    through the relay; p50/p99 of each, and the difference of the medians
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -82,7 +90,7 @@ def _cpu_tree() -> Dict[int, Tuple[str, float]]:
 def _role(cmd: str) -> Optional[str]:
     argv = cmd.split()
     program = os.path.basename(argv[0]).rstrip(":") if argv else ""  # "sshd: root@notty"
-    if program in ("ssh", "sshd", "cat"):
+    if program in ("ssh", "sshd", "cat", "socat"):
         return program
     if "remote-agent" in argv:
         return "remote agent"
@@ -95,21 +103,36 @@ def _role(cmd: str) -> Optional[str]:
 
 class CPUWatch:
     """
-    CPU seconds used by the agents, ssh, sshd, cat and the receiver while
-    it runs (sampled every 50 ms in a thread, so that processes that end
-    meanwhile are counted up to their last sample).
+    CPU seconds used by the agents, ssh, sshd, socat, cat and the receiver
+    while it runs: the known processes sampled every 50 ms in a thread (so
+    that processes that end meanwhile are counted up to their last sample),
+    the whole process table scanned for new ones every 0.2 s (scanning it
+    all every 50 ms took a tenth of a core from what it measures).
     """
 
     def __init__(self) -> None:
         self.before = _cpu_tree()
-        self.last: Dict[int, Tuple[str, float]] = {}
+        self.last: Dict[int, Tuple[str, float]] = dict(self.before)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
+        n = 0
         while True:
-            self.last.update(_cpu_tree())
+            if n % 4 == 0:
+                self.last.update(_cpu_tree())
+            else:
+                for pid, (cmd, _) in list(self.last.items()):
+                    if _role(cmd) is None:
+                        continue
+                    try:
+                        raw = Path(f"/proc/{pid}/stat").read_text()
+                    except OSError:
+                        continue
+                    fields = raw[raw.rindex(")") + 2:].split()
+                    self.last[pid] = (cmd, (int(fields[11]) + int(fields[12])) / _TICK)
+            n += 1
             if self._stop.wait(0.05):
                 return
 
@@ -128,12 +151,46 @@ class CPUWatch:
         return {role: round(seconds, 2) for role, seconds in sorted(used.items())}
 
 
+class Profile:
+    """
+    py-spy (by PID, from this namespace) on both agents while one phase
+    runs: C{DIR/PHASE-ROLE.txt}, collapsed stacks (C{--format raw}).
+    """
+
+    def __init__(self, where: Optional[Path], phase: str) -> None:
+        self.spies: List[subprocess.Popen] = []
+        if where is None:
+            return
+        where.mkdir(parents=True, exist_ok=True)
+        for pid, (cmd, _) in _cpu_tree().items():
+            role = _role(cmd)
+            if role in ("desktop agent", "remote agent"):
+                out = where / f"{phase}-{role.replace(' ', '-')}.txt"
+                self.spies.append(subprocess.Popen(
+                    ["py-spy", "record", "--nonblocking", "--threads", "--rate", "250",
+                     "--format", "raw", "-o", str(out), "-p", str(pid)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # py-spy attaches
+
+    def stop(self) -> None:
+        for spy in self.spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in self.spies:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(timeout=10)
+
+
 def _pct(values: List[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(size: int, count: int, work: Path) -> Dict[str, Any]:
+def measure(size: int, count: int, work: Path, profile: Optional[Path] = None,
+            repeat: int = 3) -> Dict[str, Any]:
     with contextlib.ExitStack() as stack:
         hub = stack.enter_context(peers.running_hub(work / "desk"))
         machine = stack.enter_context(remote_machine(work))
@@ -156,46 +213,175 @@ def measure(size: int, count: int, work: Path) -> Dict[str, Any]:
         assert made.returncode == 0, made.stderr
         actual = int(machine.run(["stat", "-c", "%s", str(data)]).stdout)
 
-        start = time.monotonic()
-        subprocess.run(machine.ssh + ["remote", "true"], check=True, timeout=60,
-                       stdin=subprocess.DEVNULL)
-        setup = time.monotonic() - start  # connection and login, not the stream
-        start = time.monotonic()
-        cpu = CPUWatch()
-        with open(os.devnull, "wb") as sink:
-            cat = subprocess.run(machine.ssh + ["remote", "cat", str(data)], stdout=sink,
-                                 stderr=subprocess.PIPE, timeout=600, stdin=subprocess.DEVNULL)
-        ssh_seconds = max(1e-3, time.monotonic() - start - setup)
-        assert cat.returncode == 0, cat.stderr
-        ssh_cpu = cpu.used()
-
-        cpu = CPUWatch()
-
-        got = far.ask("result", op="call_and_wait", to="bench-desk", mtype="bench.fetch",
-                      params={"url": data.as_uri()}, timeout=600)
-        result = got["response"]["samp.result"]
-        assert int(result["bytes"]) == actual, result
-        relay_seconds = float(result["seconds"])
-        relay_cpu = cpu.used()
+        up = Path(hub.env["HOME"]) / "up.bin"  # on the desktop only (the far side reads it)
+        with open(up, "wb") as f:
+            for _ in range(max(1, size // (1 << 20))):
+                f.write(os.urandom(1 << 20))
+        transfers = []
+        for n in range(repeat):
+            spy = Profile(profile if n == 0 else None, "transfer")
+            transfers.append(_transfers(machine, far, data, actual))
+            spy.stop()
+            transfers[-1].update(_uploads(machine, near, up))
 
         local = near.ask("timings", op="bench_calls", to="bench-echo", count=count,
                          timeout=600)["seconds"][count // 10:]
+        spy = Profile(profile, "calls")
         relayed = near.ask("timings", op="bench_calls", to="bench-far", count=count,
                            timeout=600)["seconds"][count // 10:]
-        assert link.stop(signal.SIGINT) == 0
+        spy.stop()
+        stopped = _stop_link(link, work)
     mb = actual / 1e6
+    ssh_seconds = statistics.median(t["ssh_cat_s"] for t in transfers)
+    read_seconds = statistics.median(t["ssh_read_s"] for t in transfers)
+    relay_seconds = statistics.median(t["relay_s"] for t in transfers)
     return {
         "bytes": actual,
-        "ssh_setup_s": setup, "ssh_cat_s": ssh_seconds, "ssh_cat_MB_per_s": mb / ssh_seconds,
+        "ssh_setup_s": statistics.median(t["ssh_setup_s"] for t in transfers),
+        "ssh_cat_s": ssh_seconds, "ssh_cat_MB_per_s": mb / ssh_seconds,
+        "ssh_read_s": read_seconds, "ssh_read_MB_per_s": mb / read_seconds,
         "relay_s": relay_seconds, "relay_MB_per_s": mb / relay_seconds,
         "relay_over_ssh": ssh_seconds / relay_seconds,
+        "relay_over_ssh_read": read_seconds / relay_seconds,
         "local_call_ms_p50": 1000 * statistics.median(local),
         "local_call_ms_p99": 1000 * _pct(local, 0.99),
         "relayed_call_ms_p50": 1000 * statistics.median(relayed),
         "relayed_call_ms_p99": 1000 * _pct(relayed, 0.99),
         "added_ms_p50": 1000 * (statistics.median(relayed) - statistics.median(local)),
-        "ssh_cpu_s": ssh_cpu, "relay_cpu_s": relay_cpu,
+        "ssh_cpu_s": _median_cpu([t["ssh_cpu_s"] for t in transfers]),
+        "ssh_read_cpu_s": _median_cpu([t["ssh_read_cpu_s"] for t in transfers]),
+        "relay_cpu_s": _median_cpu([t["relay_cpu_s"] for t in transfers]),
+        "up_ssh_s": statistics.median(t["up_ssh_s"] for t in transfers),
+        "up_relay_s": statistics.median(t["up_relay_s"] for t in transfers),
+        "up_ssh_MB_per_s": mb / statistics.median(t["up_ssh_s"] for t in transfers),
+        "up_relay_MB_per_s": mb / statistics.median(t["up_relay_s"] for t in transfers),
+        "up_relay_over_ssh": statistics.median(t["up_ssh_s"] for t in transfers)
+        / statistics.median(t["up_relay_s"] for t in transfers),
+        "up_ssh_cpu_s": _median_cpu([t["up_ssh_cpu_s"] for t in transfers]),
+        "up_relay_cpu_s": _median_cpu([t["up_relay_cpu_s"] for t in transfers]),
+        "transfers": transfers,
+        "link_stopped": stopped,
     }
+
+
+def _stop_link(link: Running, work: Path) -> str:
+    """
+    End C{samptwist remote} with SIGINT, as a user's Ctrl-C.
+
+    @return: C{"exit N"}, or what it was doing when it ignored the signal
+        for 20 s (a py-spy dump; it is then killed): the figures still count.
+    """
+    link.proc.send_signal(signal.SIGINT)
+    try:
+        return f"exit {link.proc.wait(timeout=20)}"
+    except subprocess.TimeoutExpired:
+        pass
+    dump = subprocess.run(["py-spy", "dump", "--pid", str(link.proc.pid)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    text = dump.stdout + dump.stderr
+    (work.parent / f"samptwist-remote-hang-{link.proc.pid}.txt").write_text(
+        text + "\n--- stderr ---\n" + "\n".join(map(str, link.err.snapshot())))
+    print(f"samptwist remote ignored SIGINT for 20 s; stacks:\n{text}", file=sys.stderr)
+    link.proc.kill()
+    link.proc.wait(timeout=20)
+    return "ignored SIGINT: " + text[-2000:]
+
+
+def _uploads(machine: Any, near: Any, up: Path) -> Dict[str, Any]:
+    """
+    The other way: a desktop file sent by plain ssh (C{ssh remote 'cat >
+    /dev/null'}, written by this process once the remote command said it
+    runs, in 1 MiB writes through a 1 MiB pipe, until the remote side says
+    it read it all) and fetched
+    on the far side through the relay.
+    """
+    size = up.stat().st_size
+    cpu = CPUWatch()
+    sent = subprocess.Popen(machine.ssh + ["remote", "echo; cat > /dev/null; echo"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, bufsize=0)
+    assert sent.stdin is not None and sent.stdout is not None
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(sent.stdin.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    sent.stdout.readline()  # logged in: the command runs
+    start = time.monotonic()
+    with open(up, "rb") as f:
+        while True:
+            piece = f.read(1 << 20)
+            if not piece:
+                break
+            sent.stdin.write(piece)
+    sent.stdin.close()
+    sent.stdout.readline()  # the remote cat read it all (not: until ssh has closed)
+    ssh_seconds = max(1e-3, time.monotonic() - start)
+    assert sent.wait(timeout=600) == 0
+    ssh_cpu = cpu.used()
+    cpu = CPUWatch()
+    answer = near.ask("result", op="call_and_wait", to="bench-far", mtype="bench.fetch",
+                      params={"url": up.as_uri()}, timeout=600)
+    result = answer["response"]["samp.result"]
+    assert int(result["bytes"]) == size, result
+    return {"up_ssh_s": ssh_seconds, "up_ssh_cpu_s": ssh_cpu,
+            "up_relay_s": float(result["seconds"]), "up_relay_cpu_s": cpu.used()}
+
+
+def _median_cpu(runs: List[Dict[str, float]]) -> Dict[str, float]:
+    roles = sorted({role for run in runs for role in run})
+    return {role: statistics.median(run.get(role, 0.0) for run in runs) for role in roles}
+
+
+def _transfers(machine: Any, far: Any, data: Path, actual: int) -> Dict[str, Any]:
+    """
+    One of each: C{ssh remote cat FILE > /dev/null} (timed from the login:
+    the remote command first writes a line to standard error), C{ssh remote
+    cat FILE} read
+    here in 1 MiB reads through a 1 MiB pipe (from its first byte to its
+    end: the stream into a reader, as the relay's receiver reads), and the
+    file fetched through the relay.
+    """
+    start = time.monotonic()
+    subprocess.run(machine.ssh + ["remote", "true"], check=True, timeout=60,
+                   stdin=subprocess.DEVNULL)
+    setup = time.monotonic() - start
+    cpu = CPUWatch()
+    with open(os.devnull, "wb") as sink:
+        cat = subprocess.Popen(machine.ssh + ["remote", f"echo >&2; exec cat {data}"],
+                               stdout=sink, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                               bufsize=0)
+        assert cat.stderr is not None
+        cat.stderr.readline()  # logged in: the command runs
+        start = time.monotonic()
+        error = cat.stderr.read()
+        assert cat.wait(timeout=600) == 0, error
+    ssh_seconds = max(1e-3, time.monotonic() - start)
+    ssh_cpu = cpu.used()
+
+    cpu = CPUWatch()
+    reader = subprocess.Popen(machine.ssh + ["remote", "cat", str(data)], stdout=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, bufsize=0)
+    assert reader.stdout is not None
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(reader.stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    got = len(reader.stdout.read(1 << 20))
+    first = time.monotonic()
+    while True:
+        piece = reader.stdout.read(1 << 20)
+        if not piece:
+            break
+        got += len(piece)
+    read_seconds = max(1e-3, time.monotonic() - first)
+    assert reader.wait(timeout=60) == 0 and got == actual, got
+    read_cpu = cpu.used()
+
+    cpu = CPUWatch()
+    answer = far.ask("result", op="call_and_wait", to="bench-desk", mtype="bench.fetch",
+                     params={"url": data.as_uri()}, timeout=600)
+    result = answer["response"]["samp.result"]
+    assert int(result["bytes"]) == actual, result
+    relay_cpu = cpu.used()
+    return {"ssh_setup_s": setup, "ssh_cat_s": ssh_seconds, "ssh_cpu_s": ssh_cpu,
+            "ssh_read_s": read_seconds, "ssh_read_cpu_s": read_cpu,
+            "relay_s": float(result["seconds"]), "relay_cpu_s": relay_cpu}
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -203,35 +389,59 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=100 * 1024 * 1024, help="bytes (100 MiB)")
     parser.add_argument("--count", type=int, default=300, help="calls per latency series")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--transfers", type=int, default=3,
+                        help="transfers of each kind per repetition (their medians count)")
     parser.add_argument("--smoke", action="store_true", help="5 MiB, 20 calls, 1 repetition")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="run py-spy on both agents during the transfer and the relayed "
+                        "calls; collapsed stacks in DIR (the figures are then not clean)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results-remote.json"))
     args = parser.parse_args(argv)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Run in the background by a shell: SIGINT is ignored, and so it would
+        # be by samptwist remote (Twisted then leaves it alone), which is
+        # stopped with it as with a user's Ctrl-C.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.smoke:
-        args.size, args.count, args.reps = 5 * 1024 * 1024, 20, 1
+        args.size, args.count, args.reps, args.transfers = 5 * 1024 * 1024, 20, 1, 1
     runs = []
     for rep in range(args.reps):
         with tempfile.TemporaryDirectory(prefix="samptwist-remote-bench-") as work:
-            runs.append(measure(args.size, args.count, Path(work)))
+            runs.append(measure(args.size, args.count, Path(work),
+                                None if args.profile is None else Path(args.profile),
+                                repeat=args.transfers))
         print(f"repetition {rep + 1}: " + ", ".join(
             f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in runs[-1].items()), flush=True)
+            for k, v in runs[-1].items() if k not in ("transfers", "link_stopped")),
+            flush=True)
+        if not runs[-1]["link_stopped"].startswith("exit 0"):
+            print(f"  samptwist remote did not end cleanly: {runs[-1]['link_stopped'][:300]}",
+                  flush=True)
     summary: Dict[str, Any] = {}
     for key, value in runs[0].items():
+        if key in ("transfers", "link_stopped"):
+            continue
         if isinstance(value, dict):
-            summary[key] = {role: statistics.median(run[key].get(role, 0.0) for run in runs)
-                            for role in value}
+            summary[key] = _median_cpu([run[key] for run in runs])
         else:
             summary[key] = statistics.median(run[key] for run in runs)
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform(),
                           "load": os.getloadavg()},
-              "settings": {"size": args.size, "count": args.count, "reps": args.reps},
+              "settings": {"size": args.size, "count": args.count, "reps": args.reps,
+                           "transfers": args.transfers},
               "runs": runs, "summary": summary}
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{args.size / 1e6:.0f} MB: ssh cat {summary['ssh_cat_MB_per_s']:.1f} MB/s, "
+    print(f"{args.size / 1e6:.0f} MB: ssh cat > /dev/null {summary['ssh_cat_MB_per_s']:.1f} MB/s, "
+          f"ssh cat into a reader {summary['ssh_read_MB_per_s']:.1f} MB/s, "
           f"through the relay {summary['relay_MB_per_s']:.1f} MB/s "
-          f"({100 * summary['relay_over_ssh']:.0f}% of ssh)")
-    print(f"CPU seconds: ssh cat {summary['ssh_cpu_s']}; relay {summary['relay_cpu_s']}")
+          f"({100 * summary['relay_over_ssh']:.0f}% / "
+          f"{100 * summary['relay_over_ssh_read']:.0f}% of ssh)")
+    print(f"the other way: ssh 'cat > /dev/null' {summary['up_ssh_MB_per_s']:.1f} MB/s, "
+          f"through the relay {summary['up_relay_MB_per_s']:.1f} MB/s "
+          f"({100 * summary['up_relay_over_ssh']:.0f}%)")
+    print(f"CPU seconds: ssh cat {summary['ssh_cpu_s']}; into a reader "
+          f"{summary['ssh_read_cpu_s']}; relay {summary['relay_cpu_s']}")
     print(f"callAndWait p50: one hub {summary['local_call_ms_p50']:.2f} ms, through the relay "
           f"{summary['relayed_call_ms_p50']:.2f} ms (added {summary['added_ms_p50']:.2f} ms); "
           f"p99 {summary['local_call_ms_p99']:.2f} / {summary['relayed_call_ms_p99']:.2f} ms")

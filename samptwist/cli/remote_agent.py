@@ -11,7 +11,6 @@ import socket
 import sys
 from typing import Any, Callable, List, Optional, TextIO
 
-from twisted.internet.stdio import StandardIO
 from twisted.internet.task import deferLater
 
 from ..client.errors import HubUnreachable
@@ -19,6 +18,7 @@ from ..errors import LockfileError, SAMPError
 from ..mirror import HubSide
 from ..remote import hubstart
 from ..remote.agent import Agent, Limits, Link
+from ..remote.link import StreamStdIO
 from ._common import CLIError, add_hub_options
 
 NAME = "remote-agent"
@@ -97,7 +97,7 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
     @param out: where the human-readable messages go (C{sys.stderr} by
         default, as the C{samptwist} command does: standard output is the link).
     @param stdio: connects the link protocol to its peer (default: this
-        process's standard input and output, L{StandardIO}).
+        process's standard input and output, L{StreamStdIO}).
     @return: 0 when the link closed normally, 1 when it was cut or the hub lost.
     @raise CLIError: when no hub answers here and none can be started.
     """
@@ -129,7 +129,7 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
     assert side.manager is not None
     side.manager.disconnected.subscribe(hub_lost)
     if stdio is None:
-        StandardIO(link, reactor=reactor)
+        StreamStdIO(link, reactor=reactor)
     else:
         stdio(link)
     why = await link.lost

@@ -98,7 +98,7 @@ class Link(P.FramedAMP):
         self.ready: Deferred = Deferred()
         self.lost: Deferred = Deferred()
         self.streams = Streams(agent.reactor, agent.exports, send=self._send_data,
-                               fail=self._stream_failed)
+                               fail=self._stream_failed, send_file=self._send_file)
         self.downloads: Dict[int, Any] = {}
         self._ended_streams: OrderedDict[int, None] = OrderedDict()
         self.in_flight = 0
@@ -118,6 +118,12 @@ class Link(P.FramedAMP):
 
     def connectionMade(self) -> None:
         self._heard = self.clock.seconds()
+        register = getattr(self.transport, "registerProducer", None)
+        if register is not None:
+            try:
+                register(self.streams, True)  # files are read only as fast as they are sent
+            except RuntimeError:
+                pass  # (a producer of its own already)
         d = self.callRemote(P.Hello, version=P.VERSION, side=self.agent.role,
                             place=self.agent.place, file_port=self.agent.file_port,
                             file_host=self.agent.file_host)
@@ -363,6 +369,19 @@ class Link(P.FramedAMP):
     def _send_data(self, stream: int, data: bytes) -> None:
         if self.transport is not None and self.cut_reason is None:
             self.sendData(stream, data)
+
+    def _send_file(self, stream: int, segment: Optional[P.FileSegment]) -> bool:
+        """
+        Send C{segment} of a file as a piece of C{stream}, written by the
+        kernel (C{None}: only tell whether this link can).
+
+        @return: whether it was (or can be) sent so.
+        """
+        if self.transport is None or self.cut_reason is not None or not self.canSendFiles():
+            return False
+        if segment is not None:
+            self.sendFileData(stream, segment)
+        return True
 
     def _stream_failed(self, stream: int, reason: str) -> None:
         if self.transport is not None and self.cut_reason is None:

@@ -24,7 +24,12 @@ unchanged, and so stays unreadable on the other side.
 
 Files are read in a thread pool when the reactor has one (the agents are
 clients: the hub, which must stay thread-free, never runs this code), so a
-slow disk never stalls the link.
+slow disk never stalls the link.  Where the link's transport can (the far
+side's standard output, L{StreamStdIO<samptwist.remote.link.StreamStdIO>}),
+each piece, once read in the pool (so that it is in memory), is handed over
+as a L{FileSegment} and written by the kernel (C{sendfile}) instead of
+passing through Python; and pieces are read only while the transport keeps
+up (L{Streams} is its push producer).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from .._http import watch_answerable
 from .._log import Logger
 from .._net import file_url_is_local, is_loopback_host
-from .protocol import DATA_CHUNK, MAX_CREDIT, Refused
+from .protocol import DATA_CHUNK, MAX_CREDIT, FileSegment, Refused, SharedFD
 
 log = Logger()
 
@@ -392,6 +397,8 @@ class FileSource(Source):
         self.run = run
         self._file: Any = None
         self._sent = 0
+        self._scratch: Optional[bytearray] = None
+        self._shared: Optional[SharedFD] = None  # (for segments: one descriptor per file)
         self.content_type = _TYPES.get(Path(path).suffix.lower(), self.content_type)
 
     def _open(self) -> Tuple[Any, int]:
@@ -438,8 +445,36 @@ class FileSource(Source):
 
     def close(self) -> None:
         f, self._file = self._file, None
+        self._shared = None  # (closed once the last segment of it is written)
         if f is not None:
             self.run(f.close).addErrback(lambda _: None)
+
+    def segment(self, size: int, short: Callable[[], None]) -> Deferred:
+        """
+        @return: a L{Deferred} firing with a L{FileSegment} of the next
+            bytes, at most C{size} (C{None} at the end), read once in the
+            pool (so that writing it, in the kernel, finds them in memory
+            and never waits for the disk), or failing with L{Refused}.
+        """
+        return self.run(self._segment, size, short)
+
+    def _segment(self, size: int, short: Callable[[], None]) -> Optional[FileSegment]:
+        f = self._file
+        if f is None:
+            raise Refused("the file is closed")
+        if self._scratch is None or len(self._scratch) < size:
+            self._scratch = bytearray(max(size, DATA_CHUNK))
+        with memoryview(self._scratch) as scratch:
+            got = os.preadv(f.fileno(), [scratch[:size]], self._sent)
+        if got == 0:
+            return None
+        if self._sent + got > self.max_size:  # it grew meanwhile
+            raise Refused("the file grew beyond the size limit")
+        if self._shared is None:
+            self._shared = SharedFD(f.fileno())
+        segment = FileSegment(self._shared, self._sent, got, short)
+        self._sent += got
+        return segment
 
 
 class _BodyReader(Protocol):
@@ -565,23 +600,47 @@ class Streams:
     """
     The open sources of one link, by stream number (at most C{limit} at
     once), each pushed to the other side as far as its reader's credit
-    allows (L{want}).
+    allows (L{want}), and while the link's transport keeps up: this is its
+    push producer (L{pauseProducing} when it has too much to write, so what
+    is read ahead stays bounded whatever the credit and the streams).
     """
 
     def __init__(self, reactor: Any, exports: Exports, send: Callable[[int, bytes], None],
-                 fail: Callable[[int, str], None], limit: int = 64) -> None:
+                 fail: Callable[[int, str], None], limit: int = 64,
+                 send_file: Optional[Callable[[int, Optional[FileSegment]], bool]] = None) -> None:
         """
         @param send: sends a piece of a stream (C{b""}: its end).
         @param fail: tells the reader a stream cannot go on, and why.
+        @param send_file: sends a L{FileSegment} as a piece of a stream, if
+            the link can now (else returns C{False}, and files are read).
         """
         self.reactor = reactor
         self.exports = exports
         self.send = send
+        self.send_file = send_file
         self.fail = fail
         self.limit = limit
         self.run = blocking_runner(reactor)
         self.open: Dict[int, _Outgoing] = {}
         self._next = 0
+        self.paused = False
+
+    def pauseProducing(self) -> None:
+        """
+        The link's transport has too much to write: read no more for now.
+        """
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The link's transport wrote what it had: go on.
+        """
+        self.paused = False
+        for stream, out in list(self.open.items()):
+            self._pump(stream, out)
+
+    def stopProducing(self) -> None:
+        self.close_all()
 
     async def start(self, token: str) -> Tuple[int, Source]:
         """
@@ -616,12 +675,43 @@ class Streams:
         self._pump(stream, out)
 
     def _pump(self, stream: int, out: _Outgoing) -> None:
-        if out.reading or out.credit <= 0 or self.open.get(stream) is not out:
+        if out.reading or out.credit <= 0 or self.paused or self.open.get(stream) is not out:
             return
         out.reading = True
-        d = out.source.read(min(DATA_CHUNK, out.credit))
+        size = min(DATA_CHUNK, out.credit)
+        if self.send_file is not None and isinstance(out.source, FileSource) and \
+                self.send_file(stream, None):
+            d = out.source.segment(size, lambda: self._short(stream, out))
+            d.addCallbacks(self._segment, self._failed, callbackArgs=(stream, out),
+                           errbackArgs=(stream, out))
+            return
+        d = out.source.read(size)
         d.addCallbacks(self._read, self._failed, callbackArgs=(stream, out),
                        errbackArgs=(stream, out))
+
+    def _segment(self, segment: Optional[FileSegment], stream: int, out: _Outgoing) -> None:
+        out.reading = False
+        if self.open.get(stream) is not out:
+            if segment is not None:
+                segment.close()
+            return
+        if segment is None:
+            self.send(stream, b"")
+            self.close(stream)
+            return
+        out.credit -= segment.count
+        assert self.send_file is not None
+        if not self.send_file(stream, segment):  # (the link is going)
+            segment.close()
+            self.close(stream)
+            self.fail(stream, "the link ended")
+            return
+        self._pump(stream, out)
+
+    def _short(self, stream: int, out: _Outgoing) -> None:
+        if self.open.get(stream) is out:
+            self.close(stream)
+            self.fail(stream, "the file shrank while it was sent")
 
     def _read(self, data: bytes, stream: int, out: _Outgoing) -> None:
         out.reading = False
@@ -656,7 +746,7 @@ class Streams:
 
 #: bytes a download lets the other side send ahead (its credit); memory per
 #: download stays within about twice this
-WINDOW = 4 * 1024 * 1024
+WINDOW = 16 * 1024 * 1024
 
 
 class _Download:
@@ -674,6 +764,11 @@ class _Download:
         self.received = 0
         self.paused = False
         self.ended = False
+        transport = getattr(request.channel, "transport", None)
+        if transport is not None and getattr(transport, "SEND_LIMIT", 0) < DATA_CHUNK:
+            # A piece of the file in one send, not four trips through the
+            # event loop (Twisted sends at most 128 KiB at a time).
+            transport.SEND_LIMIT = DATA_CHUNK
         request.registerProducer(self, True)
         request.notifyFinish().addBoth(self._gone)
 

@@ -7,24 +7,241 @@ the far side speaks over its own standard input and output.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import socket
+import stat
+import sys
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional
 
+from twisted.internet import process
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone
+from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol, connectionDone
+from twisted.internet.stdio import StandardIO
 from twisted.python.failure import Failure
 
 from .._backoff import Backoff
 from .agent import Agent, Link
-from .protocol import GREETING, GREETING_PREFIX
+from .protocol import GREETING, GREETING_PREFIX, FileSegment
 
 #: bytes the far side may print before its greeting (a login banner)
 MAX_PREAMBLE = 64 * 1024
 #: socket buffer and read size of the command's standard output
 STREAM_BUFFER = 1024 * 1024
+
+
+def enlarge_pipe(fd: int, size: int = STREAM_BUFFER) -> int:
+    """
+    Give the pipe C{fd} (if it is one) a buffer of C{size} bytes, or as
+    close as the system allows (Linux: C{F_SETPIPE_SZ}, at most
+    C{/proc/sys/fs/pipe-max-size} for an ordinary user): fewer, bigger
+    reads and writes on both of its ends.
+
+    @return: the pipe's buffer size now (0: not a pipe, or unknown).
+    """
+    setter = getattr(fcntl, "F_SETPIPE_SZ", None)
+    try:
+        if setter is None or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return 0
+    except OSError:
+        return 0
+    while size >= 64 * 1024:
+        try:
+            return int(fcntl.fcntl(fd, setter, size))
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EINVAL):
+                break
+            size //= 2  # over this user's limit: ask for less
+    try:
+        return int(fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", 1032)))
+    except OSError:
+        return 0
+
+
+class _BigReader(process.ProcessReader):
+    """
+    Twisted's standard input reader, reading up to L{STREAM_BUFFER} bytes at
+    once (Twisted's own reads 8 KiB: a 512 KiB piece of a file would take
+    64 trips through the event loop).
+    """
+
+    def doRead(self) -> Any:
+        try:
+            data = os.read(self.fd, STREAM_BUFFER)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EINTR):
+                return None
+            return CONNECTION_LOST
+        if not data:
+            return CONNECTION_DONE
+        self.dataReceived(data)
+        return None
+
+
+_IOV_MAX = 64
+
+
+class _VectorWriter(process.ProcessWriter):
+    """
+    Twisted's standard output writer, writing its buffered pieces with
+    C{writev} as they are instead of joining them first (each piece of a
+    file would otherwise be copied once more, with its frame header), and
+    L{FileSegment}s with C{sendfile} (from the file to the pipe in the
+    kernel: the far side's files never pass through Python).
+    """
+
+    #: whether file segments may be given (Linux: C{sendfile} to a pipe)
+    sendfile = sys.platform.startswith("linux")
+
+    def writeFile(self, segment: FileSegment) -> None:
+        """
+        Write C{segment} after what is buffered.
+        """
+        if not self.connected or self._writeDisconnected:
+            segment.close()
+            return
+        self.stopReading()  # (as ProcessWriter.write)
+        self._tempDataBuffer.append(segment)  # type: ignore[arg-type]
+        self._tempDataLen += segment.count
+        self._maybePauseProducer()
+        self.startWriting()
+
+    def doWrite(self) -> Any:
+        pieces: List[Any] = self._tempDataBuffer  # (memoryviews and segments too)
+        if self.offset < len(self.dataBuffer):  # (only ever set by Twisted's own code)
+            pieces.insert(0, memoryview(self.dataBuffer)[self.offset:])
+            self._tempDataLen += len(pieces[0])
+            self.dataBuffer, self.offset = b"", 0
+        for _ in range(_IOV_MAX):
+            if not pieces:
+                break
+            try:
+                if isinstance(pieces[0], FileSegment):
+                    complete = self._send_segment(pieces)
+                else:
+                    complete = self._write_pieces(pieces)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EINTR):
+                    return None
+                return CONNECTION_LOST
+            if not complete:
+                return None  # the pipe is full: on when it is writable
+        if pieces:
+            return None
+        if self.enableReadHack:
+            self.startReading()
+        # Nothing left to send: what Twisted's doWrite does then.
+        self.stopWriting()
+        producer: Any = self.producer
+        if producer is not None and (not self.streamingProducer or self.producerPaused):
+            self.producerPaused = False
+            producer.resumeProducing()
+        elif self.disconnecting:
+            return self._postLoseConnection()
+        elif self._writeDisconnecting:
+            self._writeDisconnected = True
+            return self._closeWriteConnection()
+        return None
+
+    def _write_pieces(self, pieces: List[Any]) -> bool:
+        batch: List[Any] = []
+        size = 0
+        for piece in pieces[:_IOV_MAX]:
+            if isinstance(piece, FileSegment):
+                break
+            batch.append(piece)
+            size += len(piece)
+            if size >= self.SEND_LIMIT:
+                break
+        written = os.writev(self.fd, batch)
+        self._tempDataLen -= written
+        done = 0
+        for piece in batch:
+            if written < len(piece):
+                break
+            written -= len(piece)
+            done += 1
+        del pieces[:done]
+        if written:
+            pieces[0] = memoryview(pieces[0])[written:]
+        return done == len(batch)
+
+    def _send_segment(self, pieces: List[Any]) -> bool:
+        segment: FileSegment = pieces[0]
+        try:
+            sent = os.sendfile(self.fd, segment.fd, segment.offset, segment.count)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            # This output takes no sendfile after all: read the piece instead.
+            self.sendfile = False
+            pieces[0] = os.pread(segment.fd, segment.count, segment.offset)
+            pieces[0] += bytes(segment.count - len(pieces[0]))
+            segment.close()
+            return True
+        if sent == 0:
+            # The file ended early: zeros keep the frame whole; the reader
+            # is told the stream failed.
+            pieces[0] = bytes(segment.count)
+            segment.close()
+            segment.short()
+            return True
+        segment.offset += sent
+        segment.count -= sent
+        self._tempDataLen -= sent
+        if segment.count:
+            return False
+        segment.close()
+        del pieces[0]
+        return True
+
+    def connectionLost(self, reason: Failure) -> None:
+        for piece in self._tempDataBuffer:
+            if isinstance(piece, FileSegment):
+                piece.close()
+        super().connectionLost(reason)
+
+
+class StreamStdIO(StandardIO):
+    """
+    L{StandardIO} for a byte stream that carries files (the far side's
+    agent): big reads, big writes, and pipes with big buffers.
+    """
+
+    def __init__(self, proto: Any, stdin: int = 0, stdout: int = 1,
+                 reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default
+
+            reactor = default
+        self.protocol = proto
+        for fd in (stdin, stdout):
+            enlarge_pipe(fd)
+        self._writer = _VectorWriter(reactor, self, "write", stdout)
+        self._writer.SEND_LIMIT = STREAM_BUFFER
+        self._writer.bufferSize = STREAM_BUFFER  # (its producer pauses beyond this)
+        self._reader = _BigReader(reactor, self, "read", stdin)
+        self._reader.startReading()
+        self.protocol.makeConnection(self)
+
+    def canWriteFiles(self) -> bool:
+        """
+        @return: whether L{writeFile} may be used.
+        """
+        return self._writer is not None and bool(self._writer.sendfile)
+
+    def writeFile(self, segment: FileSegment) -> None:
+        """
+        Write C{segment} of a file after what is buffered (with C{sendfile}).
+        """
+        if self._writer is not None:
+            self._writer.writeFile(segment)
+        else:
+            segment.close()
 
 
 class _StreamEnd(Protocol):

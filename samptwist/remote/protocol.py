@@ -21,7 +21,7 @@ both sides without one round trip per piece.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Type
+from typing import Any, Callable, Dict, List, Type
 
 from twisted.protocols import amp
 
@@ -41,6 +41,8 @@ MAX_CREDIT = 64 * 1024 * 1024
 AMP_FRAME = 0x41
 DATA_FRAME = 0x44
 _HEADER = 5
+#: data frames at least this big are collected piece by piece as they arrive
+_COLLECT = 64 * 1024
 #: largest frame accepted of each kind
 MAX_FRAME = {AMP_FRAME: MAX_JSON + 1024 * 1024, DATA_FRAME: DATA_CHUNK + 4}
 
@@ -50,6 +52,63 @@ def frame(kind: int, payload: bytes) -> bytes:
     @return: C{payload} as one frame of C{kind} (for tests and other peers).
     """
     return bytes([kind]) + len(payload).to_bytes(4, "big") + payload
+
+
+class SharedFD:
+    """
+    A descriptor of its own for an open file (a C{dup}), closed once
+    nothing refers to it any more: the source that read it and the
+    L{FileSegment}s of it still waiting to be written.
+    """
+
+    def __init__(self, fd: int) -> None:
+        import os
+
+        self.fd = os.dup(fd)
+
+    def __del__(self) -> None:
+        import os
+
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+class FileSegment:
+    """
+    C{count} bytes of an open file from C{offset}, to be written to a stream
+    by the kernel (C{sendfile}) by a transport that can (C{writeFile}).
+
+    @ivar short: called if the file ends before C{count} bytes (the rest is
+        then sent as zeros, to keep the frame whole).
+    """
+
+    def __init__(self, fd: int | SharedFD, offset: int, count: int,
+                 short: Callable[[], None] = lambda: None) -> None:
+        """
+        @param fd: the file (a descriptor is duplicated: the caller may
+            close its own).
+        """
+        self._file: SharedFD | None = fd if isinstance(fd, SharedFD) else SharedFD(fd)
+        self.offset = offset
+        self.count = count
+        self.short = short
+
+    @property
+    def fd(self) -> int:
+        """
+        The file's descriptor (-1 once L{close}d).
+        """
+        return -1 if self._file is None else self._file.fd
+
+    def __len__(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        """
+        Done with the file (written, or dropped).
+        """
+        self._file = None
 
 
 class FrameError(Exception):
@@ -67,6 +126,11 @@ class FramedAMP(amp.AMP):
     def __init__(self) -> None:
         super().__init__()
         self._inbox = bytearray()
+        # the data frame being collected: its stream, the pieces so far and
+        # the bytes it still needs (pieces go straight in, not through _inbox)
+        self._collecting = 0
+        self._pieces: List[Any] = []
+        self._need = 0
 
     def sendBox(self, box: amp.AmpBox) -> None:
         if self.transport is None:
@@ -84,6 +148,24 @@ class FramedAMP(amp.AMP):
         self.transport.writeSequence([bytes([DATA_FRAME]), (len(data) + 4).to_bytes(4, "big"),
                                       stream.to_bytes(4, "big"), data])
 
+    def canSendFiles(self) -> bool:
+        """
+        @return: whether the transport writes file segments itself
+            (L{sendFileData}).
+        """
+        can = getattr(self.transport, "canWriteFiles", None)
+        return callable(can) and bool(can())
+
+    def sendFileData(self, stream: int, segment: FileSegment) -> None:
+        """
+        Send C{segment} (at most L{DATA_CHUNK} bytes, not empty) as a piece
+        of C{stream}, written by the kernel from the file (L{canSendFiles}).
+        """
+        assert self.transport is not None and 0 < segment.count <= DATA_CHUNK
+        self.transport.writeSequence([bytes([DATA_FRAME]), (segment.count + 4).to_bytes(4, "big"),
+                                      stream.to_bytes(4, "big")])
+        self.transport.writeFile(segment)  # type: ignore[attr-defined]
+
     def framingStopped(self) -> bool:
         """
         @return: whether to stop reading frames (the link was cut off).
@@ -91,8 +173,26 @@ class FramedAMP(amp.AMP):
         return False
 
     def dataReceived(self, data: bytes) -> None:
-        buf = self._inbox
-        buf += data
+        view = memoryview(data)
+        if self._need:
+            # The rest of a big piece of a file: kept as it came, joined once.
+            if self.framingStopped():
+                return
+            if len(view) < self._need:
+                self._pieces.append(view)
+                self._need -= len(view)
+                return
+            self._pieces.append(view[:self._need])
+            view = view[self._need:]
+            pieces, self._pieces, self._need = self._pieces, [], 0
+            self.dataFrameReceived(self._collecting, b"".join(pieces))
+            if not view:
+                return
+        if self._inbox:
+            self._inbox += view
+            buf: Any = self._inbox
+        else:
+            buf = view  # nothing kept from before: read the frames in place
         at = 0
         try:
             while len(buf) - at >= _HEADER and not self.framingStopped():
@@ -105,13 +205,25 @@ class FramedAMP(amp.AMP):
                     raise FrameError(f"a frame of {size} bytes")
                 end = at + _HEADER + size
                 if len(buf) < end:
+                    if kind == DATA_FRAME and len(buf) - at >= _HEADER + 4 and \
+                            size >= _COLLECT:
+                        # Collect the rest as it comes (one copy, at the end).
+                        start = at + _HEADER + 4
+                        self._collecting = int.from_bytes(buf[at + _HEADER:start], "big")
+                        if buf is self._inbox:  # (emptied below: keep a copy)
+                            with memoryview(buf) as whole:
+                                self._pieces = [bytes(whole[start:])]
+                        else:
+                            self._pieces = [buf[start:]]
+                        self._need = end - len(buf)
+                        at = len(buf)
                     break
                 start, at = at + _HEADER, end
                 if kind == DATA_FRAME:
                     stream = int.from_bytes(buf[start:start + 4], "big")
                     start += 4
-                with memoryview(buf) as view:  # one copy out of the buffer
-                    payload = bytes(view[start:end])
+                with memoryview(buf) as whole:  # one copy out of the buffer
+                    payload = bytes(whole[start:end])
                 if kind == AMP_FRAME:
                     super().dataReceived(payload)
                 else:
@@ -120,7 +232,10 @@ class FramedAMP(amp.AMP):
             at = len(buf)
             self.frameError(str(e))
         finally:
-            del buf[:at]
+            if buf is self._inbox:
+                del buf[:at]
+            elif at < len(buf):
+                self._inbox += buf[at:]
 
     def dataFrameReceived(self, stream: int, data: bytes) -> None:
         """
