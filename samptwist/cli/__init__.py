@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from typing import Any, List, NoReturn, Optional, Sequence
 
@@ -74,10 +75,20 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     args = parser.parse_args(args_list)
     module = args.module
     _setup_logging(getattr(args, "verbose", 0))
+    _stop_on_sigint()
     from twisted.internet.task import react
 
     react(_run, (module, args))
     raise SystemExit(0)  # pragma: no cover (react exits)
+
+
+def _stop_on_sigint() -> None:
+    # Started in the background by a script (`samptwist remote HOST &`), a
+    # command inherits SIGINT ignored, and Twisted then ignores it too: such
+    # a link could not be stopped with `kill -INT`.  Every command stops on
+    # SIGINT, as on SIGTERM, however it was started (so does the hub).
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 async def _run(reactor: Any, module: Any, args: argparse.Namespace) -> None:

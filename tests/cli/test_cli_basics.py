@@ -8,12 +8,15 @@ own behaviour is tested in-process in test_cli_inprocess.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from samptwist.cli import SUBCOMMANDS
 
-from .conftest import one_line_error, run_cli
+from .conftest import ROOT, cli_env, one_line_error, run_cli
 
 
 def test_help_lists_every_subcommand():
@@ -80,3 +83,32 @@ def test_dead_hub_and_explicit_lockfile(tmp_path, isolated_home):
     env = dict(os.environ, SAMP_HUB=f"std-lockurl:{lock.as_uri()}")
     line = one_line_error(run_cli(env, "ping"))
     assert "does not answer" in line
+
+
+
+def test_a_command_started_with_sigint_ignored_still_stops_on_it(our_hub):
+    """A script's background job (`samptwist snoop &`) inherits SIGINT ignored;
+    the command restores it, so `kill -INT` stops it cleanly."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "samptwist", "snoop"], env=cli_env(our_hub.env), cwd=str(ROOT),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore_sigint,
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        for _ in range(200):  # bounded: until the "registered as" line
+            line = proc.stderr.readline()
+            if "registered as" in line or not line:
+                break
+        assert "registered as" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
