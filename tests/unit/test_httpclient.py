@@ -340,6 +340,17 @@ class Echo(xmlrpc.XMLRPC):
         return value
 
 
+def pump_to(site: Any, reactor: MemoryReactorClock) -> Any:
+    """@return: an iosim pump joining the client's first connection to C{site}."""
+    _, _, factory, _, _ = reactor.tcpClients[0]
+    client_proto = factory.buildProtocol(None)
+    server_proto = site.buildProtocol(None)
+    return iosim.connect(
+        server_proto, iosim.makeFakeServer(server_proto),
+        client_proto, iosim.makeFakeClient(client_proto),
+    )
+
+
 def test_against_twisted_web_over_iosim():
     """Two calls on one persistent connection to the kind of server the hub
     and our clients run (twisted.web, the tolerant channel)."""
@@ -354,13 +365,7 @@ def test_against_twisted_web_over_iosim():
         return outcome(d)
 
     first = call("one")
-    _, _, factory, _, _ = reactor.tcpClients[0]
-    client_proto = factory.buildProtocol(None)
-    server_proto = site.buildProtocol(None)
-    pump = iosim.connect(
-        server_proto, iosim.makeFakeServer(server_proto),
-        client_proto, iosim.makeFakeClient(client_proto),
-    )
+    pump = pump_to(site, reactor)
     pump.flush()
     assert first == [(True, "one")]
     second = call({"samp.mtype": "two"})
@@ -507,13 +512,7 @@ def test_pipelined_against_twisted_web_over_iosim():
                 .addCallback(lambda a: parse_answer(a.body)))
         for i in range(5)
     ]
-    _, _, factory, _, _ = reactor.tcpClients[0]
-    client_proto = factory.buildProtocol(None)
-    server_proto = site.buildProtocol(None)
-    pump = iosim.connect(
-        server_proto, iosim.makeFakeServer(server_proto),
-        client_proto, iosim.makeFakeClient(client_proto),
-    )
+    pump = pump_to(site, reactor)
     pump.flush()
     assert got == [[str(i)] for i in range(5)]
     assert len(reactor.tcpClients) == 1

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Set
+from typing import Any, Set
 
 import pytest
 
@@ -145,10 +145,9 @@ reactor.run()
 """
 
 
-def test_running_hub_imports(baseline, tmp_path):
-    """A hub on its default (plain TCP) endpoint, from makeService to
-    ready: still no TLS stack, not even the one Twisted's reactor imports
-    wherever pyOpenSSL is installed (see L{samptwist.tap.default_reactor})."""
+def run_hub_report(tmp_path: Path) -> Any:
+    """Start and stop a default hub in a fresh interpreter; @return: its
+    report (the modules loaded, the distributions installed)."""
     script = tmp_path / "run_hub.py"
     script.write_text(_RUN_HUB + _REPORT)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -157,7 +156,14 @@ def test_running_hub_imports(baseline, tmp_path):
         [sys.executable, str(script), str(tmp_path / ".samp")], env=env, capture_output=True,
         text=True, timeout=120, check=True,
     )
-    modules, installed = json.loads(out.stdout.splitlines()[-1])
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_running_hub_imports(baseline, tmp_path):
+    """A hub on its default (plain TCP) endpoint, from makeService to
+    ready: still no TLS stack, not even the one Twisted's reactor imports
+    wherever pyOpenSSL is installed (see L{samptwist.tap.default_reactor})."""
+    modules, installed = run_hub_report(tmp_path)
     assert "samptwist.hub.hubclient" in modules  # it did start
     assert forbidden_in(set(modules)) == set()
     assert {m for m in modules if m.startswith("samptwist")} == RUNNING_MODULES
@@ -201,15 +207,7 @@ def test_running_hub_top_level_modules(tmp_path):
     (C{stringprep} and C{encodings.idna} were the sign of a host-name
     look-up at import).  The rest of the start's cost is Twisted's.
     """
-    script = tmp_path / "run_hub.py"
-    script.write_text(_RUN_HUB + _REPORT)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               HOME=str(tmp_path))
-    out = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / ".samp")], env=env, capture_output=True,
-        text=True, timeout=120, check=True,
-    )
-    modules = set(json.loads(out.stdout.splitlines()[-1])[0])
+    modules = set(run_hub_report(tmp_path)[0])
     floor = modules_after(_TWISTED_FLOOR)
     assert "samptwist.hub.hubclient" in modules  # it did start
     assert "encodings.idna" not in modules
