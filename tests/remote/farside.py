@@ -63,10 +63,15 @@ class RemoteMachine:
     def ssh(self) -> List[str]:
         return [self.tools["ssh"], "-F", str(self.ssh_config)]
 
-    def enter(self) -> List[str]:
-        """Command prefix running a program on the remote machine (no ssh)."""
-        return [self.tools["nsenter"], f"--net=/proc/{self.pid}/ns/net",
-                f"--mount=/proc/{self.pid}/ns/mnt"]
+    def enter(self, pid_namespace: bool = False) -> List[str]:
+        """Command prefix running a program on the remote machine (no ssh), in
+        its network and mount namespaces; with C{pid_namespace} in its PID
+        namespace too, so that what it leaves running (the far hub a --via
+        link starts) ends with the machine.  (Not by default: nsenter then
+        forks, and signals to it would not reach the program.)"""
+        prefix = [self.tools["nsenter"], f"--net=/proc/{self.pid}/ns/net",
+                  f"--mount=/proc/{self.pid}/ns/mnt"]
+        return prefix + ([f"--pid=/proc/{self.pid}/ns/pid"] if pid_namespace else [])
 
     def env(self, **extra: str) -> Dict[str, str]:
         """Environment of a program run on the remote machine."""

@@ -59,7 +59,8 @@ def ssh_link_args(machine: RemoteMachine, *extra: str) -> List[str]:
 
 def via_link_args(machine: RemoteMachine, *extra: str) -> List[str]:
     env = machine.env()
-    via = machine.enter() + ["env", f"HOME={env['HOME']}", f"PYTHONPATH={ROOT}"]
+    via = machine.enter(pid_namespace=True) + ["env", f"HOME={env['HOME']}",
+                                               f"PYTHONPATH={ROOT}"]
     return ["remote", "--via", shlex.join(via), "--remote-python", sys.executable, *extra]
 
 
