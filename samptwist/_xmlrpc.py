@@ -334,9 +334,12 @@ def result_answer(result: Any) -> bytes:
     if isinstance(result, Fault):
         return fault_answer(result.faultCode, result.faultString)
     try:
-        return xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False).encode(
-            "utf-8"
-        )
+        # what xmlrpc.client.dumps((result,), methodresponse=True) writes
+        return b"".join((
+            b"<?xml version='1.0'?>\n<methodResponse>\n",
+            marshal_params((result,)).encode("utf-8"),
+            b"</methodResponse>\n",
+        ))
     except Exception as e:
         return fault_answer(FAILURE, f"Can't serialize output: {e}")
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from samptwist import _xmlrpc
-from samptwist._xmlrpc import Fault, loads, marshal_params
+from samptwist._xmlrpc import Fault, loads, marshal_params, result_answer
 
 # SAMP values: strings (any XML character), lists and maps of them
 xml_text = st.text(
@@ -162,3 +162,21 @@ def test_marshal_refuses_recursive_values():
     loop.append(loop)
     with pytest.raises(TypeError):
         marshal_params((loop,))
+
+
+@settings(max_examples=200, deadline=None)
+@given(samp_values)
+def test_answers_are_written_as_xmlrpc_client_writes_them(value):
+    want = xmlrpc.client.dumps((value,), methodresponse=True, allow_none=False).encode()
+    assert result_answer(value) == want
+
+
+@pytest.mark.parametrize("value", [None, 1.5, object()])
+def test_answers_that_cannot_be_encoded_are_faults(value):
+    body = result_answer(value)
+    if isinstance(value, float):
+        assert loads(body) == ((1.5,), None)
+    else:
+        with pytest.raises(Fault) as e:
+            loads(body)
+        assert "Can't serialize output" in e.value.faultString
