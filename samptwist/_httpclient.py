@@ -608,12 +608,13 @@ class _ClientHTTP(Protocol):
             self.client._leave_lane(self)
             again, self.queued = list(self.queued), deque()
             self.transport.loseConnection()  # type: ignore[union-attr]
-        if exchange is not None:
-            exchange.done(code, body, persistent)
         for later in again:
             # The server answered and closed, as it may: the requests written
-            # behind go again, in order, on a new connection.
+            # behind go again, in order, on a new connection (before anything
+            # the answer below makes its caller send).
             later.retry(counted=False)
+        if exchange is not None:
+            exchange.done(code, body, persistent)
         if rest and self.exchange is not None:
             self.dataReceived(rest)
 
