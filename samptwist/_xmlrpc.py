@@ -384,7 +384,10 @@ def loads(body: bytes) -> Tuple[Tuple[Any, ...], Optional[str]]:
         and all(type(p) is str for p in params)  # immutable: safe to hand out again
     ):
         if len(_REMEMBERED) >= _REMEMBER_COUNT:
-            _REMEMBERED.pop(next(iter(_REMEMBERED)))
+            try:
+                _REMEMBERED.pop(next(iter(_REMEMBERED)))
+            except (KeyError, RuntimeError, StopIteration):
+                pass  # another thread's reader changed it meanwhile: no matter
         _REMEMBERED[body] = quick
     return quick
 
