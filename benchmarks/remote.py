@@ -301,8 +301,7 @@ def _uploads(machine: Any, near: Any, up: Path) -> Dict[str, Any]:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, bufsize=0)
     assert sent.stdin is not None and sent.stdout is not None
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(sent.stdin.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    _enlarge_pipe(sent.stdin.fileno())
     sent.stdout.readline()  # logged in: the command runs
     start = time.monotonic()
     with open(up, "rb") as f:
@@ -316,13 +315,25 @@ def _uploads(machine: Any, near: Any, up: Path) -> Dict[str, Any]:
     ssh_seconds = max(1e-3, time.monotonic() - start)
     assert sent.wait(timeout=600) == 0
     ssh_cpu = cpu.used()
+    relay_seconds, relay_cpu = _relay_fetch(near, "bench-far", up, size)
+    return {"up_ssh_s": ssh_seconds, "up_ssh_cpu_s": ssh_cpu,
+            "up_relay_s": relay_seconds, "up_relay_cpu_s": relay_cpu}
+
+
+def _enlarge_pipe(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+
+
+def _relay_fetch(asker: Any, to: str, path: Path, size: int) -> Tuple[float, float]:
+    """C{to} fetches C{path} through the relay (C{bench.fetch}, asked by
+    C{asker}); @return: the seconds it reports and the CPU seconds used."""
     cpu = CPUWatch()
-    answer = near.ask("result", op="call_and_wait", to="bench-far", mtype="bench.fetch",
-                      params={"url": up.as_uri()}, timeout=600)
+    answer = asker.ask("result", op="call_and_wait", to=to, mtype="bench.fetch",
+                       params={"url": path.as_uri()}, timeout=600)
     result = answer["response"]["samp.result"]
     assert int(result["bytes"]) == size, result
-    return {"up_ssh_s": ssh_seconds, "up_ssh_cpu_s": ssh_cpu,
-            "up_relay_s": float(result["seconds"]), "up_relay_cpu_s": cpu.used()}
+    return float(result["seconds"]), cpu.used()
 
 
 def _median_cpu(runs: List[Dict[str, float]]) -> Dict[str, float]:
@@ -360,8 +371,7 @@ def _transfers(machine: Any, far: Any, data: Path, actual: int) -> Dict[str, Any
     reader = subprocess.Popen(machine.ssh + ["remote", "cat", str(data)], stdout=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, bufsize=0)
     assert reader.stdout is not None
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(reader.stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    _enlarge_pipe(reader.stdout.fileno())
     got = len(reader.stdout.read(1 << 20))
     first = time.monotonic()
     while True:
@@ -373,15 +383,10 @@ def _transfers(machine: Any, far: Any, data: Path, actual: int) -> Dict[str, Any
     assert reader.wait(timeout=60) == 0 and got == actual, got
     read_cpu = cpu.used()
 
-    cpu = CPUWatch()
-    answer = far.ask("result", op="call_and_wait", to="bench-desk", mtype="bench.fetch",
-                     params={"url": data.as_uri()}, timeout=600)
-    result = answer["response"]["samp.result"]
-    assert int(result["bytes"]) == actual, result
-    relay_cpu = cpu.used()
+    relay_seconds, relay_cpu = _relay_fetch(far, "bench-desk", data, actual)
     return {"ssh_setup_s": setup, "ssh_cat_s": ssh_seconds, "ssh_cpu_s": ssh_cpu,
             "ssh_read_s": read_seconds, "ssh_read_cpu_s": read_cpu,
-            "relay_s": float(result["seconds"]), "relay_cpu_s": relay_cpu}
+            "relay_s": relay_seconds, "relay_cpu_s": relay_cpu}
 
 
 def main(argv: List[str] | None = None) -> int:
