@@ -303,11 +303,8 @@ class _Exchange:
 
     def _go(self) -> None:
         client = self.client
-        if self.lane is not None:
-            riding = client._lanes.get(self.lane)
-            if riding is not None and riding.alive:
-                riding.pipeline(self)
-                return
+        if self._ride_lane():
+            return
         proto = client._take_idle(self.key) if self.keepalive else None
         if proto is not None:
             proto.send(self, reused=True)
@@ -338,12 +335,17 @@ class _Exchange:
         if counted:
             self.retried = True
         self.proto = None
+        if not self._ride_lane():
+            self.connect()
+
+    def _ride_lane(self) -> bool:
+        # Behind the unanswered requests of its lane, on their connection.
         if self.lane is not None:
             riding = self.client._lanes.get(self.lane)
             if riding is not None and riding.alive:
                 riding.pipeline(self)
-                return
-        self.connect()
+                return True
+        return False
 
     def _drop_connection(self, abort: bool = True) -> None:
         # abort=False (a cancelled request of a lane): the connection carries
