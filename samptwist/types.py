@@ -25,13 +25,18 @@ _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 MAX_DEPTH = 64
 
 
+def _plain_string(value: str) -> bool:
+    # Only characters SAMP allows, tested in C.
+    return value.isascii() and not value.encode("ascii").translate(None, _GOOD_BYTES)
+
+
 def check_string(value: str, where: str = "value") -> None:
     """
     Check that C{value} is a legal SAMP string.
 
     @raise SAMPValueError: if it holds a character SAMP does not allow.
     """
-    if value.isascii() and not value.encode("ascii").translate(None, _GOOD_BYTES):
+    if _plain_string(value):
         return  # the common case, checked in C about 4x faster than the regex
     match = _BAD_CHAR.search(value)
     if match is not None:
@@ -45,17 +50,12 @@ def _plainly_valid(value: Any, depth: int) -> bool:
     # The common case, without naming positions: exact types, ASCII strings.
     kind = type(value)
     if kind is str:
-        return value.isascii() and not value.encode("ascii").translate(None, _GOOD_BYTES)
+        return _plain_string(value)
     if depth >= MAX_DEPTH:
         return False
     if kind is dict:
         for key, item in value.items():
-            if not (
-                type(key) is str
-                and key.isascii()
-                and not key.encode("ascii").translate(None, _GOOD_BYTES)
-                and _plainly_valid(item, depth + 1)
-            ):
+            if not (type(key) is str and _plain_string(key) and _plainly_valid(item, depth + 1)):
                 return False
         return True
     if kind is list:
@@ -211,15 +211,14 @@ def samp_size(value: Any) -> int:
         map entry.  Deep or odd values are not checked here (see
         L{check_value}).
     """
-    kind = type(value)
-    if kind is str or isinstance(value, str):
+    if isinstance(value, str):
         return len(value)
     size = 0
-    if kind is dict or isinstance(value, dict):
+    if isinstance(value, dict):
         for key, item in value.items():
             size += (len(key) if isinstance(key, str) else 8) + 8 + samp_size(item)
         return size
-    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)):
         for item in value:
             size += 8 + samp_size(item)
         return size
