@@ -170,8 +170,9 @@ def marshal_params(values: Sequence[Any]) -> str:
 
 
 _escape = xmlrpc.client.escape
-#: deeper values are left to the Marshaller (which refuses recursive ones)
-_MARSHAL_DEPTH = 64
+#: deeper values are left to xmlrpc.client: its Marshaller (which refuses
+#: recursive ones) and its reader (which needs no recursion)
+_QUICK_DEPTH = 64
 
 
 def _marshal(value: Any, write: Callable[[str], Any], depth: int) -> None:
@@ -180,7 +181,7 @@ def _marshal(value: Any, write: Callable[[str], Any], depth: int) -> None:
         write("<value><string>")
         write(_escape(value))
         write("</string></value>\n")
-    elif depth >= _MARSHAL_DEPTH:
+    elif depth >= _QUICK_DEPTH:
         raise _Unusual
     elif kind is dict:
         write("<value><struct>\n")
@@ -443,7 +444,7 @@ def _value(element: Any, depth: int) -> Any:
         raise _Unusual
     typed = element[0]
     tag = typed.tag
-    if depth >= _MARSHAL_DEPTH:
+    if depth >= _QUICK_DEPTH:
         raise _Unusual
     if tag == "string":
         if len(typed):

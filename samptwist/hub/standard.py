@@ -134,7 +134,7 @@ class StandardProfile(xmlrpc.XMLRPC):
         try:
             function = self.lookupProcedure(path)
         except Fault as f:
-            return fault_answer(f.faultCode, f.faultString)
+            return result_answer(f)
         try:
             result = function(request, *args)
         except Exception:
@@ -146,8 +146,7 @@ class StandardProfile(xmlrpc.XMLRPC):
 
     def _unexpected(self, failure: Failure, path: str) -> bytes:
         if failure.check(Fault):
-            fault: Any = failure.value
-            return fault_answer(fault.faultCode, fault.faultString)
+            return result_answer(failure.value)
         if failure.check(CancelledError):
             return fault_answer(self.FAILURE, "cancelled")  # the caller hung up
         self.log.failure("unexpected error in {method}", failure, method=path)
