@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -53,6 +52,7 @@ for extra in (ROOT, ROOT / "tests"):
 
 import peers  # noqa: E402
 
+from samptwist.remote.link import enlarge_pipe  # noqa: E402
 from tests.cli.conftest import Running  # noqa: E402
 from tests.remote.farside import remote_machine  # noqa: E402
 from tests.remote.peerproc import desktop_peer, remote_peer  # noqa: E402
@@ -301,7 +301,7 @@ def _uploads(machine: Any, near: Any, up: Path) -> Dict[str, Any]:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, bufsize=0)
     assert sent.stdin is not None and sent.stdout is not None
-    _enlarge_pipe(sent.stdin.fileno())
+    enlarge_pipe(sent.stdin.fileno())
     sent.stdout.readline()  # logged in: the command runs
     start = time.monotonic()
     with open(up, "rb") as f:
@@ -318,11 +318,6 @@ def _uploads(machine: Any, near: Any, up: Path) -> Dict[str, Any]:
     relay_seconds, relay_cpu = _relay_fetch(near, "bench-far", up, size)
     return {"up_ssh_s": ssh_seconds, "up_ssh_cpu_s": ssh_cpu,
             "up_relay_s": relay_seconds, "up_relay_cpu_s": relay_cpu}
-
-
-def _enlarge_pipe(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
 
 
 def _relay_fetch(asker: Any, to: str, path: Path, size: int) -> Tuple[float, float]:
@@ -371,7 +366,7 @@ def _transfers(machine: Any, far: Any, data: Path, actual: int) -> Dict[str, Any
     reader = subprocess.Popen(machine.ssh + ["remote", "cat", str(data)], stdout=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, bufsize=0)
     assert reader.stdout is not None
-    _enlarge_pipe(reader.stdout.fileno())
+    enlarge_pipe(reader.stdout.fileno())
     got = len(reader.stdout.read(1 << 20))
     first = time.monotonic()
     while True:

@@ -21,6 +21,7 @@ both sides without one round trip per piece.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Callable, Dict, List, Type
 
 from twisted.protocols import amp
@@ -62,13 +63,9 @@ class SharedFD:
     """
 
     def __init__(self, fd: int) -> None:
-        import os
-
         self.fd = os.dup(fd)
 
     def __del__(self) -> None:
-        import os
-
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
