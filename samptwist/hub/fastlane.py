@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
 
 from .._log import get_level
+from .._oneshot import OneShot
 from .httpguard import GuardedChannel
 
 __all__ = ["FastLaneChannel", "MAX_LANE_BODY", "MAX_LANE_HEAD"]
@@ -100,38 +101,15 @@ def http_date(seconds: float) -> bytes:
     return _date[1]  # type: ignore[no-any-return]
 
 
-class _Waiting:
+class _Waiting(OneShot[None]):
     """
     What the dispatch may watch in place of a twisted.web request while
     the answer to a request on the lane is not written yet: C{notifyFinish}
     fires when it is written, fails when the connection is lost first.
     """
 
-    def __init__(self, channel: FastLaneChannel) -> None:
-        self.channel = channel
-        self._watchers: List[Deferred] = []
-        self.finished = False
-
     def notifyFinish(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if self.finished:
-            d.callback(None)
-        else:
-            self._watchers.append(d)
-        return d
-
-    def getClientAddress(self) -> Any:
-        transport = self.channel.transport
-        return transport.getPeer() if transport is not None else None
-
-    def done(self, failure: Optional[Failure] = None) -> None:
-        self.finished = True
-        watchers, self._watchers = self._watchers, []
-        for d in watchers:
-            if failure is None:
-                d.callback(None)
-            else:
-                d.errback(failure)
+        return self.observe()
 
 
 class FastLaneChannel(GuardedChannel):
@@ -211,7 +189,7 @@ class FastLaneChannel(GuardedChannel):
             self._answer(resource, body, version, close)
 
     def _answer(self, resource: Any, body: bytes, version: bytes, close: bool) -> None:
-        waiting = _Waiting(self)
+        waiting = _Waiting()
         content = resource.answer(waiting, body)
         if isinstance(content, Deferred):
             self._waiting = waiting
@@ -219,16 +197,16 @@ class FastLaneChannel(GuardedChannel):
             content.addCallback(self._answered, waiting, version, close, saved)
         else:
             self._write(content, version, close)
-            waiting.done()
+            waiting.fire(None)
 
     def _answered(
         self, content: bytes, waiting: _Waiting, version: bytes, close: bool, saved: Any
     ) -> None:
-        if waiting.finished:
+        if waiting.called:
             return  # the connection was lost meanwhile
         self._waiting = None
         self._write(content, version, close)
-        waiting.done()
+        waiting.fire(None)
         if self._closing or self.transport is None:
             return
         self.setTimeout(saved)
@@ -251,6 +229,6 @@ class FastLaneChannel(GuardedChannel):
 
     def connectionLost(self, reason: Any = None) -> None:
         waiting, self._waiting = self._waiting, None
-        if waiting is not None and not waiting.finished:
-            waiting.done(reason if isinstance(reason, Failure) else Failure(ConnectionError()))
+        if waiting is not None and not waiting.called:
+            waiting.fail(reason if isinstance(reason, Failure) else Failure(ConnectionError()))
         super().connectionLost(reason)
