@@ -458,6 +458,26 @@ class FileSource(Source):
         """
         return self.run(self._segment, size, short)
 
+    def unread_segment(self, size: int, short: Callable[[], None]) -> Optional[FileSegment]:
+        """
+        @return: a L{FileSegment} of the next bytes, at most C{size} and no
+            further than the size the file had when opened (C{None} at that
+            end), not read: for a writer that may wait for the disk.
+        @raise Refused: if the file is closed.
+        """
+        if self._file is None:
+            raise Refused("the file is closed")
+        count = max(0, min(size, self.size - self._sent))
+        return self._segment_of(count, short) if count else None
+
+    def _segment_of(self, count: int, short: Callable[[], None]) -> FileSegment:
+        assert self._file is not None
+        if self._shared is None:
+            self._shared = SharedFD(self._file.fileno())
+        segment = FileSegment(self._shared, self._sent, count, short)
+        self._sent += count
+        return segment
+
     def _segment(self, size: int, short: Callable[[], None]) -> Optional[FileSegment]:
         f = self._file
         if f is None:
@@ -470,11 +490,7 @@ class FileSource(Source):
             return None
         if self._sent + got > self.max_size:  # it grew meanwhile
             raise Refused("the file grew beyond the size limit")
-        if self._shared is None:
-            self._shared = SharedFD(f.fileno())
-        segment = FileSegment(self._shared, self._sent, got, short)
-        self._sent += got
-        return segment
+        return self._segment_of(got, short)
 
 
 class _BodyReader(Protocol):
@@ -607,17 +623,21 @@ class Streams:
 
     def __init__(self, reactor: Any, exports: Exports, send: Callable[[int, bytes], None],
                  fail: Callable[[int, str], None], limit: int = 64,
-                 send_file: Optional[Callable[[int, Optional[FileSegment]], bool]] = None) -> None:
+                 send_file: Optional[Callable[[int, Optional[FileSegment]], bool]] = None,
+                 files_moved: Callable[[], bool] = lambda: False) -> None:
         """
         @param send: sends a piece of a stream (C{b""}: its end).
         @param fail: tells the reader a stream cannot go on, and why.
         @param send_file: sends a L{FileSegment} as a piece of a stream, if
             the link can now (else returns C{False}, and files are read).
+        @param files_moved: whether the link's transport writes segments in
+            a thread (they are then not read ahead, in the thread pool).
         """
         self.reactor = reactor
         self.exports = exports
         self.send = send
         self.send_file = send_file
+        self.files_moved = files_moved
         self.fail = fail
         self.limit = limit
         self.run = blocking_runner(reactor)
@@ -677,36 +697,59 @@ class Streams:
     def _pump(self, stream: int, out: _Outgoing) -> None:
         if out.reading or out.credit <= 0 or self.paused or self.open.get(stream) is not out:
             return
-        out.reading = True
         size = min(DATA_CHUNK, out.credit)
         if self.send_file is not None and isinstance(out.source, FileSource) and \
                 self.send_file(stream, None):
+            if self.files_moved():
+                self._pump_unread(stream, out, out.source)
+                return
+            out.reading = True
             d = out.source.segment(size, lambda: self._short(stream, out))
             d.addCallbacks(self._segment, self._failed, callbackArgs=(stream, out),
                            errbackArgs=(stream, out))
             return
+        out.reading = True
         d = out.source.read(size)
         d.addCallbacks(self._read, self._failed, callbackArgs=(stream, out),
                        errbackArgs=(stream, out))
 
-    def _segment(self, segment: Optional[FileSegment], stream: int, out: _Outgoing) -> None:
+    def _segment(self, segment: Optional[FileSegment], stream: int, out: _Outgoing,
+                 pump: bool = True) -> bool:
+        """
+        @return: whether the stream goes on.
+        """
         out.reading = False
         if self.open.get(stream) is not out:
             if segment is not None:
                 segment.close()
-            return
+            return False
         if segment is None:
             self.send(stream, b"")
             self.close(stream)
-            return
+            return False
         out.credit -= segment.count
         assert self.send_file is not None
         if not self.send_file(stream, segment):  # (the link is going)
             segment.close()
             self.close(stream)
             self.fail(stream, "the link ended")
-            return
-        self._pump(stream, out)
+            return False
+        if pump:
+            self._pump(stream, out)
+        return True
+
+    def _pump_unread(self, stream: int, out: _Outgoing, source: FileSource) -> None:
+        # Segments made here and now, not read ahead: the link's transport
+        # writes them in a thread of its own, which may wait for the disk.
+        while out.credit > 0 and not self.paused and self.open.get(stream) is out:
+            try:
+                segment = source.unread_segment(min(DATA_CHUNK, out.credit),
+                                                lambda: self._short(stream, out))
+            except Exception:
+                self._failed(Failure(), stream, out)
+                return
+            if not self._segment(segment, stream, out, pump=False):
+                return
 
     def _short(self, stream: int, out: _Outgoing) -> None:
         if self.open.get(stream) is out:

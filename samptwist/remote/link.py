@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import socket
 import stat
 import sys
 from collections import deque
@@ -18,20 +17,25 @@ from typing import Any, Callable, Deque, List, Optional
 
 from twisted.internet import process
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone
+from twisted.internet.error import ConnectionAborted, ProcessDone
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol, connectionDone
+from twisted.internet.protocol import ProcessProtocol, Protocol, connectionDone
 from twisted.internet.stdio import StandardIO
 from twisted.python.failure import Failure
 
 from .._backoff import Backoff
 from .agent import Agent, Link
+from .bulk import NO_SENDFILE, Mover, read_exactly, write_pieces
 from .protocol import GREETING, GREETING_PREFIX, FileSegment
 
 #: bytes the far side may print before its greeting (a login banner)
 MAX_PREAMBLE = 64 * 1024
-#: socket buffer and read size of the command's standard output
+#: pipe buffer and read size of the stream
 STREAM_BUFFER = 1024 * 1024
+#: bytes the writer buffers before pausing its producer, when a thread
+#: writes its file segments
+MOVE_BUFFER = 8 * STREAM_BUFFER
 
 
 def enlarge_pipe(fd: int, size: int = STREAM_BUFFER) -> int:
@@ -62,12 +66,25 @@ def enlarge_pipe(fd: int, size: int = STREAM_BUFFER) -> int:
         return 0
 
 
+#: the rest of a data frame at least this big is read by the stream's mover
+BULK_READ = 64 * 1024
+
+
 class _BigReader(process.ProcessReader):
     """
     Twisted's standard input reader, reading up to L{STREAM_BUFFER} bytes at
     once (Twisted's own reads 8 KiB: a 512 KiB piece of a file would take
-    64 trips through the event loop).
+    64 trips through the event loop), and the rest of a big data frame in
+    one move of its L{Mover} (when it has one) once the protocol says it
+    waits for it (C{bulkWanted}).
+
+    @ivar owns_fd: whether to close the descriptor once done with it.
     """
+
+    owns_fd = False
+    mover: Optional[Mover] = None
+    _moving = False
+    _want_reading = True
 
     def doRead(self) -> Any:
         try:
@@ -79,10 +96,51 @@ class _BigReader(process.ProcessReader):
         if not data:
             return CONNECTION_DONE
         self.dataReceived(data)
+        self._move_rest()
         return None
+
+    def _move_rest(self) -> None:
+        if self.mover is None or self.disconnected:
+            return
+        protocol = self.proc.protocol
+        wanted = getattr(protocol, "bulkWanted", None)
+        count = wanted() if wanted is not None else 0
+        if count < BULK_READ:
+            return
+        self._want_reading = self._want_reading and not self.disconnecting
+        super().stopReading()
+        self._moving = True
+        self.mover.run(read_exactly(self.mover.fd, count), self._moved)
+
+    def _moved(self, result: Any) -> None:
+        self._moving = False
+        if self.disconnected:
+            return
+        if isinstance(result, bytearray) and result:
+            self.dataReceived(result)  # (then reading says what else came: its end, ...)
+        if self._want_reading and not self.disconnected:
+            super().startReading()
+
+    def startReading(self) -> None:
+        self._want_reading = True
+        if not self._moving:
+            super().startReading()
+
+    def stopReading(self) -> None:
+        self._want_reading = False
+        super().stopReading()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.mover is not None:
+            self.mover.stop()
+        super().connectionLost(reason)
+        if self.owns_fd:
+            os.close(self.fd)
 
 
 _IOV_MAX = 64
+#: most pieces written in one move of the writer's mover
+_MOVE_MAX = 1024
 
 
 class _VectorWriter(process.ProcessWriter):
@@ -96,6 +154,12 @@ class _VectorWriter(process.ProcessWriter):
 
     #: whether file segments may be given (Linux: C{sendfile} to a pipe)
     sendfile = sys.platform.startswith("linux")
+    #: moves whole segments in a thread (see L{samptwist.remote.bulk}), if set
+    mover: Optional[Mover] = None
+    #: whether to close the descriptor once done with it
+    owns_fd = False
+    _moving = False
+    _moved_error: Optional[OSError] = None
 
     def writeFile(self, segment: FileSegment) -> None:
         """
@@ -111,6 +175,11 @@ class _VectorWriter(process.ProcessWriter):
         self.startWriting()
 
     def doWrite(self) -> Any:
+        if self._moving:
+            self.stopWriting()  # (a write meanwhile asked again: on once it is moved)
+            return None
+        if self._moved_error is not None:
+            return CONNECTION_LOST
         pieces: List[Any] = self._tempDataBuffer  # (memoryviews and segments too)
         if self.offset < len(self.dataBuffer):  # (only ever set by Twisted's own code)
             pieces.insert(0, memoryview(self.dataBuffer)[self.offset:])
@@ -121,6 +190,9 @@ class _VectorWriter(process.ProcessWriter):
                 break
             try:
                 if isinstance(pieces[0], FileSegment):
+                    if self.mover is not None and self.sendfile:
+                        self._move(pieces)
+                        return None
                     complete = self._send_segment(pieces)
                 else:
                     complete = self._write_pieces(pieces)
@@ -199,32 +271,97 @@ class _VectorWriter(process.ProcessWriter):
         del pieces[0]
         return True
 
+    def _move(self, pieces: List[Any]) -> None:
+        # Everything buffered (file segments and the frame headers between
+        # them), in one move: the writer's buffer holds the pump's segments
+        # as references, not bytes, so this is many megabytes per round.
+        assert self.mover is not None
+        self._moving = True
+        self.stopWriting()
+        self.mover.run(write_pieces(self.mover.fd, pieces[:_MOVE_MAX]), self._moved)
+
+    def _moved(self, result: Any) -> None:
+        self._moving = False
+        if self.disconnected:
+            return
+        if isinstance(result, BaseException):
+            self._moved_error = result if isinstance(result, OSError) else \
+                OSError(errno.EIO, str(result))
+            self.startWriting()  # (and doWrite reports the connection lost)
+            return
+        pieces: List[Any] = self._tempDataBuffer
+        done, stopped = result
+        for piece in pieces[:done]:
+            self._tempDataLen -= len(piece)
+            if isinstance(piece, FileSegment):
+                piece.close()
+        del pieces[:done]
+        if stopped is not None:
+            segment: FileSegment = pieces[0]
+            why, sent = stopped
+            if why == NO_SENDFILE:
+                self.sendfile = False  # (from here on read, then written)
+                pieces[0] = os.pread(segment.fd, segment.count, segment.offset)
+                pieces[0] += bytes(segment.count - len(pieces[0]))
+            else:
+                # The file ended early: zeros keep the frame whole; the
+                # reader is told the stream failed.
+                self._tempDataLen -= sent
+                pieces[0] = bytes(segment.count - sent)
+                segment.short()
+            segment.close()
+        self.startWriting()  # the rest, or what is done once all is written
+
     def connectionLost(self, reason: Failure) -> None:
+        if self.mover is not None:
+            self.mover.stop()
         for piece in self._tempDataBuffer:
             if isinstance(piece, FileSegment):
                 piece.close()
         super().connectionLost(reason)
+        if self.owns_fd:
+            os.close(self.fd)
 
 
 class StreamStdIO(StandardIO):
     """
     L{StandardIO} for a byte stream that carries files (the far side's
-    agent): big reads, big writes, and pipes with big buffers.
+    standard input and output; on the desktop, the pipes of the command
+    that reaches it): big reads, big writes, pipes with big buffers, and,
+    with a reactor that has threads, whole file segments and the rest of
+    big data frames moved by a thread each way (L{samptwist.remote.bulk}).
     """
 
     def __init__(self, proto: Any, stdin: int = 0, stdout: int = 1,
-                 reactor: Any = None) -> None:
+                 reactor: Any = None, *, owns_fds: bool = False,
+                 movers: Optional[bool] = None) -> None:
+        """
+        @param owns_fds: close C{stdin} and C{stdout} once done with them
+            (not for the process's own standard input and output).
+        @param movers: whether to move big pieces in threads (default: if
+            C{reactor} provides L{IReactorThreads}).
+        """
         if reactor is None:
             from twisted.internet import reactor as default
 
             reactor = default
+        if movers is None:
+            movers = IReactorThreads.providedBy(reactor)
         self.protocol = proto
         for fd in (stdin, stdout):
             enlarge_pipe(fd)
         self._writer = _VectorWriter(reactor, self, "write", stdout)
         self._writer.SEND_LIMIT = STREAM_BUFFER
         self._writer.bufferSize = STREAM_BUFFER  # (its producer pauses beyond this)
+        self._writer.owns_fd = owns_fds
         self._reader = _BigReader(reactor, self, "read", stdin)
+        self._reader.owns_fd = owns_fds
+        if movers:
+            self._writer.mover = Mover(reactor, stdout, "samptwist-link-write")
+            self._reader.mover = Mover(reactor, stdin, "samptwist-link-read")
+            # File segments are references, not bytes: let the pump run
+            # further ahead, for fewer and bigger moves.
+            self._writer.bufferSize = MOVE_BUFFER
         self._reader.startReading()
         self.protocol.makeConnection(self)
 
@@ -233,6 +370,14 @@ class StreamStdIO(StandardIO):
         @return: whether L{writeFile} may be used.
         """
         return self._writer is not None and bool(self._writer.sendfile)
+
+    def movesFiles(self) -> bool:
+        """
+        @return: whether file segments are written by a thread (so a file
+            need not be read ahead to be in memory when it is written).
+        """
+        return self.canWriteFiles() and self._writer is not None and \
+            self._writer.mover is not None
 
     def writeFile(self, segment: FileSegment) -> None:
         """
@@ -243,23 +388,32 @@ class StreamStdIO(StandardIO):
         else:
             segment.close()
 
+    def abortConnection(self) -> None:
+        """
+        Close both ways now, whatever is still to be written.
+        """
+        if not self.disconnected:
+            self.connectionLost(Failure(ConnectionAborted()))  # type: ignore[attr-defined]
+
 
 class _StreamEnd(Protocol):
     """
-    This side's end of the socket pair that is the command's standard input
-    and output.
+    This side's ends of the pipes that are the command's standard input
+    and output (a L{StreamStdIO}).
     """
 
     def __init__(self, owner: ProcessStream) -> None:
         self.owner = owner
 
-    def connectionMade(self) -> None:
-        # Big reads when the command has written ahead (files crossing):
-        # fewer trips through the event loop per megabyte.
-        self.transport.bufferSize = STREAM_BUFFER  # type: ignore[union-attr]
-
     def dataReceived(self, data: bytes) -> None:
         self.owner._stdout(data)
+
+    def bulkWanted(self) -> int:
+        """
+        @return: how many bytes the link surely reads next (the rest of a
+            data frame), once it speaks.
+        """
+        return self.owner.link.bulkWanted() if self.owner.greeted else 0
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.owner._stream_lost(reason)
@@ -268,8 +422,9 @@ class _StreamEnd(Protocol):
 class ProcessStream(ProcessProtocol):
     """
     Runs the command that reaches the far side, its standard input and
-    output one end of a socket pair (read in big chunks, flow-controlled);
-    once the far side's greeting arrives, that stream is the link.
+    output two pipes (a L{StreamStdIO}: big pipes, big reads, files and
+    big frames moved by threads); once the far side's greeting arrives,
+    that stream is the link.
 
     @ivar ended: fires with this object once the command ended and the
         stream is closed.
@@ -296,20 +451,22 @@ class ProcessStream(ProcessProtocol):
         """
         Run C{argv}.
         """
-        ours, theirs = socket.socketpair()
+        stdin_r, stdin_w = os.pipe()  # (not inherited: the child gets its copies)
+        stdout_r, stdout_w = os.pipe()
         try:
-            for end, option in ((ours, socket.SO_RCVBUF), (theirs, socket.SO_SNDBUF)):
-                end.setsockopt(socket.SOL_SOCKET, option, STREAM_BUFFER)
             self.reactor.spawnProcess(self, argv[0], argv, env=env,
-                                      childFDs={0: theirs.fileno(), 1: theirs.fileno(),
-                                                2: "r"})
-            self.stream = _StreamEnd(self)
-            factory = Factory.forProtocol(lambda: self.stream)  # type: ignore[arg-type,return-value,type-var]
-            self.reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, factory)
-            self._stream_open = True
+                                      childFDs={0: stdin_r, 1: stdout_w, 2: "r"})
+        except BaseException:
+            os.close(stdout_r)
+            os.close(stdin_w)
+            raise
         finally:
-            ours.close()  # the reactor and the child hold their own copies
-            theirs.close()
+            os.close(stdin_r)
+            os.close(stdout_w)
+        self.stream = _StreamEnd(self)
+        self._stream_open = True
+        StreamStdIO(self.stream, stdin=stdout_r, stdout=stdin_w, reactor=self.reactor,
+                    owns_fds=True)
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD == 2:

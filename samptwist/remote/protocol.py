@@ -153,6 +153,14 @@ class FramedAMP(amp.AMP):
         can = getattr(self.transport, "canWriteFiles", None)
         return callable(can) and bool(can())
 
+    def filesMoved(self) -> bool:
+        """
+        @return: whether file segments are written by a thread of the
+            transport (they need not be read ahead: L{canSendFiles}).
+        """
+        moves = getattr(self.transport, "movesFiles", None)
+        return callable(moves) and bool(moves())
+
     def sendFileData(self, stream: int, segment: FileSegment) -> None:
         """
         Send C{segment} (at most L{DATA_CHUNK} bytes, not empty) as a piece
@@ -168,6 +176,14 @@ class FramedAMP(amp.AMP):
         @return: whether to stop reading frames (the link was cut off).
         """
         return False
+
+    def bulkWanted(self) -> int:
+        """
+        @return: how many bytes surely come next: the rest of the data
+            frame being collected (0: none is), for a transport that can
+            read them in one go.
+        """
+        return 0 if self.framingStopped() else self._need
 
     def dataReceived(self, data: bytes) -> None:
         view = memoryview(data)
