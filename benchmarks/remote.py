@@ -60,31 +60,77 @@ from tests.remote.peerproc import desktop_peer, remote_peer  # noqa: E402
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> Tuple[int, float]:
+    """
+    @return: the parent and the CPU seconds so far of process C{pid}.
+    @raise OSError: if it is gone.
+    """
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2:].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class _Processes:
+    """
+    The processes below this one, as few files read as can be: each
+    process's command line and parent once, when it is first seen; then
+    only the CPU time of those with a role (L{_role}).
+    """
+
+    def __init__(self) -> None:
+        self.seen: Dict[int, Tuple[str, int]] = {}  # pid -> (command line, parent)
+
+    def scan(self) -> None:
+        """
+        Note the processes that appeared since the last scan.
+        """
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in self.seen:
+                continue
+            pid = int(name)
+            try:
+                parent, _ = _stat(pid)
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            self.seen[pid] = (cmd.replace(b"\0", b" ").decode(errors="replace").strip(), parent)
+
+    def ours(self) -> Dict[int, str]:
+        """
+        @return: pid -> command line of the processes with a role below this
+            one (the namespaces' included: their PIDs are visible here).
+        """
+        children: Dict[int, List[int]] = {}
+        for pid, (_, parent) in self.seen.items():
+            children.setdefault(parent, []).append(pid)
+        found: Dict[int, str] = {}
+        todo = [os.getpid()]
+        while todo:
+            for kid in children.get(todo.pop(), []):
+                if _role(self.seen[kid][0]) is not None:
+                    found[kid] = self.seen[kid][0]
+                todo.append(kid)
+        return found
+
+
 def _cpu_tree() -> Dict[int, Tuple[str, float]]:
     """
-    @return: pid -> (command line, CPU seconds so far) of every process
-        below this one (the namespaces' included: their PIDs are visible here).
+    @return: pid -> (command line, CPU seconds so far) of the processes with
+        a role below this one.
     """
-    children: Dict[int, List[int]] = {}
-    stats: Dict[int, Tuple[str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    processes = _Processes()
+    processes.scan()
+    return _cpu_of(processes.ours())
+
+
+def _cpu_of(pids: Dict[int, str]) -> Dict[int, Tuple[str, float]]:
+    out: Dict[int, Tuple[str, float]] = {}
+    for pid, cmd in pids.items():
         try:
-            raw = (entry / "stat").read_text()
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            out[pid] = (cmd, _stat(pid)[1])
         except OSError:
             continue
-        fields = raw[raw.rindex(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        stats[int(entry.name)] = (cmd.strip(), (int(fields[11]) + int(fields[12])) / _TICK)
-    found: Dict[int, Tuple[str, float]] = {}
-    todo = [os.getpid()]
-    while todo:
-        for kid in children.get(todo.pop(), []):
-            found[kid] = stats[kid]
-            todo.append(kid)
-    return found
+    return out
 
 
 def _role(cmd: str) -> Optional[str]:
@@ -104,14 +150,18 @@ def _role(cmd: str) -> Optional[str]:
 class CPUWatch:
     """
     CPU seconds used by the agents, ssh, sshd, socat, cat and the receiver
-    while it runs: the known processes sampled every 50 ms in a thread (so
-    that processes that end meanwhile are counted up to their last sample),
-    the whole process table scanned for new ones every 0.2 s (scanning it
-    all every 50 ms took a tenth of a core from what it measures).
+    while it runs: those processes sampled every 50 ms in a thread (so that
+    processes that end meanwhile are counted up to their last sample), new
+    processes looked for every 0.2 s (only their command lines are read, once
+    each: reading every process's files every time took a quarter of a core
+    from what it measures).
     """
 
     def __init__(self) -> None:
-        self.before = _cpu_tree()
+        self.processes = _Processes()
+        self.processes.scan()
+        self.pids = self.processes.ours()
+        self.before = _cpu_of(self.pids)
         self.last: Dict[int, Tuple[str, float]] = dict(self.before)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -121,17 +171,9 @@ class CPUWatch:
         n = 0
         while True:
             if n % 4 == 0:
-                self.last.update(_cpu_tree())
-            else:
-                for pid, (cmd, _) in list(self.last.items()):
-                    if _role(cmd) is None:
-                        continue
-                    try:
-                        raw = Path(f"/proc/{pid}/stat").read_text()
-                    except OSError:
-                        continue
-                    fields = raw[raw.rindex(")") + 2:].split()
-                    self.last[pid] = (cmd, (int(fields[11]) + int(fields[12])) / _TICK)
+                self.processes.scan()
+                self.pids = self.processes.ours()
+            self.last.update(_cpu_of(self.pids))
             n += 1
             if self._stop.wait(0.05):
                 return
@@ -142,7 +184,8 @@ class CPUWatch:
         """
         self._stop.set()
         self._thread.join()
-        self.last.update(_cpu_tree())
+        self.processes.scan()
+        self.last.update(_cpu_of(self.processes.ours()))
         used: Dict[str, float] = {}
         for pid, (cmd, cpu) in self.last.items():
             role = _role(cmd)
@@ -320,7 +363,7 @@ def _uploads(machine: Any, near: Any, up: Path) -> Dict[str, Any]:
             "up_relay_s": relay_seconds, "up_relay_cpu_s": relay_cpu}
 
 
-def _relay_fetch(asker: Any, to: str, path: Path, size: int) -> Tuple[float, float]:
+def _relay_fetch(asker: Any, to: str, path: Path, size: int) -> Tuple[float, Dict[str, float]]:
     """C{to} fetches C{path} through the relay (C{bench.fetch}, asked by
     C{asker}); @return: the seconds it reports and the CPU seconds used."""
     cpu = CPUWatch()

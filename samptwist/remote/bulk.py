@@ -84,7 +84,8 @@ class Mover:
 
     def __init__(self, reactor: Any, fd: int, name: str) -> None:
         """
-        @param reactor: an L{IReactorThreads} provider (C{callFromThread}).
+        @param reactor: an L{IReactorThreads<twisted.internet.interfaces.IReactorThreads>}
+            provider (C{callFromThread}).
         @param fd: the descriptor (non-blocking) to move bytes on.
         @param name: the thread's name.
         """
