@@ -163,32 +163,34 @@ class Mover:
             self._close()
 
 
-def read_exactly(fd: int, count: int) -> Job:
+def read_exactly(fd: int, count: int, into: Optional[bytearray] = None) -> Job:
     """
-    @return: a move that reads C{count} bytes from C{fd} (non-blocking),
-        and returns them (a C{bytearray}), or fewer if the stream ended or
-        failed first (the reader then finds out for itself), or raises
-        L{MoverStopped}.
+    @param into: a buffer to read into, if big enough (its start is
+        overwritten; the caller must not run another move into it before it
+        is done with this one's result): no buffer is made per move.
+    @return: a move that reads C{count} bytes from C{fd} and returns them
+        (a C{memoryview} of C{into} or of a new buffer), or fewer if the
+        stream ended or failed first (the reader then finds out for
+        itself), or raises L{MoverStopped}.
     """
 
-    def job(wait: Callable[[int, int], bool]) -> bytearray:
-        buffer = bytearray(count)
+    def job(wait: Callable[[int, int], bool]) -> memoryview:
+        buffer = into if into is not None and len(into) >= count else bytearray(count)
         got = 0
-        with memoryview(buffer) as view:
-            while got < count:
-                try:
-                    n = os.readv(fd, [view[got:]])
-                except (BlockingIOError, InterruptedError):
-                    if not wait(fd, select.POLLIN):
-                        raise MoverStopped() from None
-                    continue
-                except OSError:
-                    break
-                if n == 0:
-                    break
-                got += n
-        del buffer[got:]
-        return buffer
+        view = memoryview(buffer)[:count]
+        while got < count:
+            try:
+                n = os.readv(fd, [view[got:]])
+            except (BlockingIOError, InterruptedError):
+                if not wait(fd, select.POLLIN):
+                    raise MoverStopped() from None
+                continue
+            except OSError:
+                break
+            if n == 0:
+                break
+            got += n
+        return view[:got]
 
     return job
 

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from .._backoff import Backoff
 from .agent import Agent, Link
 from .bulk import NO_SENDFILE, Mover, read_exactly, write_pieces
-from .protocol import GREETING, GREETING_PREFIX, FileSegment
+from .protocol import DATA_CHUNK, GREETING, GREETING_PREFIX, FileSegment
 
 #: bytes the far side may print before its greeting (a login banner)
 MAX_PREAMBLE = 64 * 1024
@@ -85,6 +85,8 @@ class _BigReader(process.ProcessReader):
     mover: Optional[Mover] = None
     _moving = False
     _want_reading = True
+    _scratch: Optional[bytearray] = None  # (what the mover reads into, reused)
+    _move_count = 0
 
     def doRead(self) -> Any:
         try:
@@ -110,14 +112,20 @@ class _BigReader(process.ProcessReader):
         self._want_reading = self._want_reading and not self.disconnecting
         super().stopReading()
         self._moving = True
-        self.mover.run(read_exactly(self.mover.fd, count), self._moved)
+        if self._scratch is None:
+            self._scratch = bytearray(DATA_CHUNK)
+        self._move_count = count
+        self.mover.run(read_exactly(self.mover.fd, count, self._scratch), self._moved)
 
     def _moved(self, result: Any) -> None:
         self._moving = False
         if self.disconnected:
             return
-        if isinstance(result, bytearray) and result:
-            self.dataReceived(result)  # (then reading says what else came: its end, ...)
+        if isinstance(result, memoryview) and result:
+            # All the frame needed (the protocol is done with it on return,
+            # and only then may the next move reuse the buffer), or less (the
+            # stream ends): then a copy, that the protocol may keep.
+            self.dataReceived(result if len(result) == self._move_count else bytes(result))
         if self._want_reading and not self.disconnected:
             super().startReading()
 

@@ -18,8 +18,15 @@ from twisted.internet.defer import Deferred
 from twisted.protocols import amp
 
 from samptwist.remote import protocol as P
-from samptwist.remote.bulk import (FILE_ENDED, NO_SENDFILE, Mover, MoverStopped,
-                                   own_descriptor, read_exactly, write_pieces)
+from samptwist.remote.bulk import (
+    FILE_ENDED,
+    NO_SENDFILE,
+    Mover,
+    MoverStopped,
+    own_descriptor,
+    read_exactly,
+    write_pieces,
+)
 from samptwist.remote.link import StreamStdIO
 
 
@@ -85,8 +92,10 @@ async def test_read_exactly_collects_the_pieces_as_they_come(fds):
     pieces = [data[i:i + 40_000] for i in range(0, len(data), 40_000)]
     for n, piece in enumerate(pieces):
         reactor.callLater(0.005 * n, os.write, w, piece)
-    got = await moved(mover, read_exactly(mover.fd, len(data) - 1000))
-    assert isinstance(got, bytearray) and bytes(got) == data[:-1000]
+    into = bytearray(400_000)
+    got = await moved(mover, read_exactly(mover.fd, len(data) - 1000, into))
+    assert isinstance(got, memoryview) and got.obj is into  # (no buffer made)
+    assert bytes(got) == data[:-1000]
     assert os.read(r, 10_000) == data[-1000:]  # not one byte more was taken
     mover.stop()
 
@@ -281,11 +290,11 @@ def test_reading_paused_during_a_move_stays_paused(fds):
     io.pauseProducing()
     io.resumeProducing()  # (not now: the mover is reading)
     assert reader not in reactor.getReaders()
-    reader._moved(bytearray())
+    reader._moved(memoryview(b""))
     assert reader in reactor.getReaders()  # reading again, as asked last
     io.pauseProducing()
     reader._moving = True
-    reader._moved(bytearray())
+    reader._moved(memoryview(b""))
     assert reader not in reactor.getReaders()
     io.abortConnection()
 
