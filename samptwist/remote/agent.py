@@ -191,13 +191,16 @@ class Link(P.FramedAMP):
         self.cut_off(f"it sent something that is not the samptwist remote protocol ({text})")
 
     def dataFrameReceived(self, stream: int, data: bytes) -> None:
+        self.dataFramePieces(stream, [data])
+
+    def dataFramePieces(self, stream: int, pieces: List[Any]) -> None:
         self._heard = self.clock.seconds()
         download = self.downloads.get(stream)
         if download is None:
             if stream not in self._ended_streams:
                 self.cut_off(f"it sent data for stream {stream}, never opened")
             return
-        why = download.data(data)
+        why = download.data(pieces)
         if why is not None:
             self.cut_off(why)
 

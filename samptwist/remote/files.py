@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.protocol import Protocol
@@ -787,6 +788,20 @@ class Streams:
 # ---------------------------------------------------------------------------
 # Serving imported tokens (the side that wants the file)
 
+
+def _tail(pieces: Sequence[Any], skip: int) -> bytes:
+    """
+    @return: the bytes of C{pieces} after the first C{skip}, joined.
+    """
+    rest = []
+    for piece in pieces:
+        if skip >= len(piece):
+            skip -= len(piece)
+            continue
+        rest.append(memoryview(piece)[skip:] if skip else piece)
+        skip = 0
+    return b"".join(rest)
+
 #: bytes a download lets the other side send ahead (its credit); memory per
 #: download stays within about twice this
 WINDOW = 16 * 1024 * 1024
@@ -841,24 +856,53 @@ class _Download:
             self.granted += more
             self.link.want_stream(self.stream, more)
 
-    def data(self, data: bytes) -> Optional[str]:
+    def data(self, pieces: Sequence[Any]) -> Optional[str]:
         """
-        A piece of the stream arrived (C{b""}: the end).
+        A piece of the stream arrived, in C{pieces}: bytes-like objects
+        valid only during the call (none, or empty: the end).
 
         @return: why the other side broke the protocol, or C{None}.
         """
         if self.ended:
             return None
-        if not data:
+        size = sum(len(piece) for piece in pieces)
+        if not size:
             self._finish()
             return None
-        self.received += len(data)
+        self.received += size
         if self.received > self.granted:
             self._finish(abort=True)
             return f"it sent {self.received - self.granted} bytes more than asked for"
-        self.request.write(data)
+        sent = self._send_now(pieces)
+        if sent < size:
+            self.request.write(_tail(pieces, sent))
         self.grant()
         return None
+
+    def _send_now(self, pieces: Sequence[Any]) -> int:
+        """
+        Send what the client's socket takes at once, straight from
+        C{pieces}, when nothing else waits to be written to it: no copy of
+        the piece (Twisted would join it with its buffer first), and no trip
+        through the event loop.
+
+        @return: the bytes sent (0 when Twisted must write them: a response
+            not yet started, chunked, over TLS or not on TCP, or with data
+            of its own still buffered).
+        """
+        request = self.request
+        transport = getattr(request.channel, "transport", None)
+        if not isinstance(transport, tcp.Connection) or transport.TLS or \
+                not request.startedWriting or request.chunked or request.finished or \
+                transport.disconnecting or not transport.connected or \
+                len(transport.dataBuffer) - transport.offset + transport._tempDataLen:
+            return 0
+        try:
+            sent = transport.socket.sendmsg(pieces)
+        except OSError:
+            return 0  # (full, or gone: Twisted's own write finds out which)
+        request.sentLength += sent
+        return sent
 
     def failed(self, reason: str) -> None:
         """

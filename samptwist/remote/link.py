@@ -143,6 +143,7 @@ class _BigReader(process.ProcessReader):
             self.mover.stop()
         super().connectionLost(reason)
         if self.owns_fd:
+            self.owns_fd = False  # (once)
             os.close(self.fd)
 
 
@@ -328,6 +329,7 @@ class _VectorWriter(process.ProcessWriter):
                 piece.close()
         super().connectionLost(reason)
         if self.owns_fd:
+            self.owns_fd = False  # (once)
             os.close(self.fd)
 
 

@@ -198,7 +198,7 @@ class FramedAMP(amp.AMP):
             self._pieces.append(view[:self._need])
             view = view[self._need:]
             pieces, self._pieces, self._need = self._pieces, [], 0
-            self.dataFrameReceived(self._collecting, b"".join(pieces))
+            self.dataFramePieces(self._collecting, pieces)
             if not view:
                 return
         if self._inbox:
@@ -234,13 +234,12 @@ class FramedAMP(amp.AMP):
                 start, at = at + _HEADER, end
                 if kind == DATA_FRAME:
                     stream = int.from_bytes(buf[start:start + 4], "big")
-                    start += 4
+                    with memoryview(buf) as whole:
+                        self.dataFramePieces(stream, [whole[start + 4:end]])
+                    continue
                 with memoryview(buf) as whole:  # one copy out of the buffer
                     payload = bytes(whole[start:end])
-                if kind == AMP_FRAME:
-                    super().dataReceived(payload)
-                else:
-                    self.dataFrameReceived(stream, payload)
+                super().dataReceived(payload)
         except FrameError as e:
             at = len(buf)
             self.frameError(str(e))
@@ -249,6 +248,14 @@ class FramedAMP(amp.AMP):
                 del buf[:at]
             elif at < len(buf):
                 self._inbox += buf[at:]
+
+    def dataFramePieces(self, stream: int, pieces: List[Any]) -> None:
+        """
+        A piece of C{stream} arrived, in C{pieces} (bytes-like objects that
+        are valid only during the call, so that one that can send them on
+        at once needs no copy); by default joined for L{dataFrameReceived}.
+        """
+        self.dataFrameReceived(stream, b"".join(pieces))
 
     def dataFrameReceived(self, stream: int, data: bytes) -> None:
         """
