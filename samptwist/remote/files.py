@@ -435,13 +435,30 @@ class FileSource(Source):
     def read(self, size: int) -> Deferred:
         return self.run(self._read, size)
 
-    def _read(self, size: int) -> bytes:
+    def _left(self, size: int) -> int:
+        """
+        @return: how much of the next C{size} bytes to send: never beyond
+            the size the file had when opened (the other side was told it,
+            as the download's Content-Length), however it grows meanwhile.
+        @raise Refused: if the file is closed.
+        """
         if self._file is None:
             raise Refused("the file is closed")
-        data: bytes = self._file.read(size)
+        return max(0, min(size, self.size - self._sent))
+
+    def _shrank(self, got: int) -> bool:
+        """
+        @return: whether the file ended before its size when opened
+            (C{got}: the bytes just read of what was asked).
+        """
+        return got == 0 and self._sent < self.size
+
+    def _read(self, size: int) -> bytes:
+        want = self._left(size)
+        data: bytes = self._file.read(want) if want else b""
+        if self._shrank(len(data)):
+            raise Refused("the file shrank while it was sent")
         self._sent += len(data)
-        if self._sent > self.max_size:  # it grew meanwhile
-            raise Refused("the file grew beyond the size limit")
         return data
 
     def close(self) -> None:
@@ -466,9 +483,7 @@ class FileSource(Source):
             end), not read: for a writer that may wait for the disk.
         @raise Refused: if the file is closed.
         """
-        if self._file is None:
-            raise Refused("the file is closed")
-        count = max(0, min(size, self.size - self._sent))
+        count = self._left(size)
         return self._segment_of(count, short) if count else None
 
     def _segment_of(self, count: int, short: Callable[[], None]) -> FileSegment:
@@ -480,17 +495,15 @@ class FileSource(Source):
         return segment
 
     def _segment(self, size: int, short: Callable[[], None]) -> Optional[FileSegment]:
-        f = self._file
-        if f is None:
-            raise Refused("the file is closed")
-        if self._scratch is None or len(self._scratch) < size:
-            self._scratch = bytearray(max(size, DATA_CHUNK))
-        with memoryview(self._scratch) as scratch:
-            got = os.preadv(f.fileno(), [scratch[:size]], self._sent)
-        if got == 0:
+        want = self._left(size)
+        if not want:
             return None
-        if self._sent + got > self.max_size:  # it grew meanwhile
-            raise Refused("the file grew beyond the size limit")
+        if self._scratch is None or len(self._scratch) < want:
+            self._scratch = bytearray(max(want, DATA_CHUNK))
+        with memoryview(self._scratch) as scratch:
+            got = os.preadv(self._file.fileno(), [scratch[:want]], self._sent)
+        if self._shrank(got):
+            raise Refused("the file shrank while it was sent")
         return self._segment_of(got, short)
 
 

@@ -299,35 +299,85 @@ def test_reading_paused_during_a_move_stays_paused(fds):
     io.abortConnection()
 
 
-def test_moved_files_are_not_read_ahead_and_end_at_their_opened_size(tmp_path):
+def test_moved_files_are_not_read_ahead(tmp_path):
+    from twisted.internet.task import Clock
+
+    from samptwist.remote.files import Exports, SharePolicy, Streams
+    from samptwist.testing import result_of
+
+    path = tmp_path / "t.fits"
+    path.write_bytes(os.urandom(2 * P.DATA_CHUNK + 5))
+    exports = Exports(Clock(), policy=SharePolicy(shared=[str(tmp_path)]))
+    segments: List[P.FileSegment] = []
+    streams = Streams(Clock(), exports, send=lambda s, d: None, fail=lambda s, why: None,
+                      send_file=lambda s, seg: seg is None or segments.append(seg) or True,
+                      files_moved=lambda: True)
+    stream, source = result_of(Deferred.fromCoroutine(streams.start(exports.export(
+        "file", str(path)))))
+
+    def read(*args: Any) -> Any:
+        raise AssertionError("a moved file is not read ahead")
+
+    source._segment = read  # type: ignore[method-assign]
+    source._read = read  # type: ignore[method-assign]
+    streams.want(stream, 10 * P.DATA_CHUNK)
+    assert [(s.offset, s.count) for s in segments] == [
+        (0, P.DATA_CHUNK), (P.DATA_CHUNK, P.DATA_CHUNK), (2 * P.DATA_CHUNK, 5)]
+    for segment in segments:
+        segment.close()
+
+
+def _served(tmp_path: Any, mode: str, change: Any) -> Tuple[bytes, List[str], bytes]:
+    """A file served by Streams in C{mode} ("read": bytes; "warm": segments
+    read ahead; "moved": segments not read), C{change}d once it is open.
+    @return: what was sent, the failures, the file's content when opened."""
     from twisted.internet.task import Clock
 
     from samptwist.remote.files import Exports, SharePolicy, Streams
     from samptwist.testing import result_of
 
     content = os.urandom(2 * P.DATA_CHUNK + 5)
-    path = tmp_path / "growing.vot"
+    path = tmp_path / "changing.vot"
     path.write_bytes(content)
     exports = Exports(Clock(), policy=SharePolicy(shared=[str(tmp_path)]))
-    segments: List[P.FileSegment] = []
-    ends: List[Tuple[int, bytes]] = []
+    sent: List[bytes] = []
+    failed: List[str] = []
 
-    def read(*args: Any) -> Any:
-        raise AssertionError("a moved file is not read ahead")
+    def send_file(stream: int, segment: Any) -> bool:
+        if segment is not None:
+            data = os.pread(segment.fd, segment.count, segment.offset)
+            if len(data) < segment.count:
+                segment.short()  # (as the writer does)
+            sent.append(data)
+            segment.close()
+        return True
 
-    streams = Streams(Clock(), exports, send=lambda s, d: ends.append((s, d)),
-                      fail=lambda s, why: None,
-                      send_file=lambda s, seg: seg is None or segments.append(seg) or True,
-                      files_moved=lambda: True)
-    stream, source = result_of(Deferred.fromCoroutine(streams.start(exports.export(
+    streams = Streams(Clock(), exports, send=lambda s, d: sent.append(d),
+                      fail=lambda s, why: failed.append(why),
+                      send_file=None if mode == "read" else send_file,
+                      files_moved=lambda: mode == "moved")
+    stream, _ = result_of(Deferred.fromCoroutine(streams.start(exports.export(
         "file", str(path)))))
-    source._segment = read  # type: ignore[method-assign]
-    with open(path, "ab") as f:
-        f.write(b"grown since it was opened")
+    change(path)
     streams.want(stream, 10 * P.DATA_CHUNK)
-    assert [(s.offset, s.count) for s in segments] == [
-        (0, P.DATA_CHUNK), (P.DATA_CHUNK, P.DATA_CHUNK), (2 * P.DATA_CHUNK, 5)]
-    assert ends == [(stream, b"")]  # the end, at the size it was opened with
-    assert stream not in streams.open
-    for segment in segments:
-        segment.close()
+    return b"".join(sent), failed, content
+
+
+@pytest.mark.parametrize("mode", ["read", "warm", "moved"])
+def test_a_file_that_grows_is_sent_at_its_size_when_opened(tmp_path, mode):
+    def grow(path: Any) -> None:
+        with open(path, "ab") as f:
+            f.write(b"grown since it was opened")
+
+    sent, failed, content = _served(tmp_path, mode, grow)
+    assert sent == content and not failed  # (its Content-Length, exactly)
+
+
+@pytest.mark.parametrize("mode", ["read", "warm", "moved"])
+def test_a_file_that_shrinks_fails_its_stream(tmp_path, mode):
+    def shrink(path: Any) -> None:
+        os.truncate(path, P.DATA_CHUNK + 10)
+
+    sent, failed, content = _served(tmp_path, mode, shrink)
+    assert failed == ["the file shrank while it was sent"]
+    assert content.startswith(sent[:P.DATA_CHUNK + 10])
