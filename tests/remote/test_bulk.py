@@ -30,31 +30,14 @@ from samptwist.remote.bulk import (
 from samptwist.remote.link import StreamStdIO
 
 
-@pytest.fixture
-def fds():
-    opened: List[int] = []
-
-    def pipe() -> Tuple[int, int]:
-        r, w = os.pipe()
-        opened.extend((r, w))
-        return r, w
-
-    yield pipe
-    for fd in opened:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
 def moved(mover: Mover, job: Any) -> Deferred:
     d: Deferred = Deferred()
     mover.run(job, d.callback)
     return d
 
 
-def test_a_pipe_gets_a_blocking_descriptor_of_its_own(fds):
-    r, w = fds()
+def test_a_pipe_gets_a_blocking_descriptor_of_its_own(pipes):
+    r, w = pipes()
     os.set_blocking(r, False)
     os.set_blocking(w, False)
     for end in (r, w):
@@ -84,8 +67,8 @@ def test_a_socket_gets_a_duplicate():
 
 
 @pytest_twisted.ensureDeferred
-async def test_read_exactly_collects_the_pieces_as_they_come(fds):
-    r, w = fds()
+async def test_read_exactly_collects_the_pieces_as_they_come(pipes):
+    r, w = pipes()
     os.set_blocking(r, False)
     mover = Mover(reactor, r, "test-read")
     data = os.urandom(300_000)
@@ -101,8 +84,8 @@ async def test_read_exactly_collects_the_pieces_as_they_come(fds):
 
 
 @pytest_twisted.ensureDeferred
-async def test_read_exactly_gives_fewer_at_the_end(fds):
-    r, w = fds()
+async def test_read_exactly_gives_fewer_at_the_end(pipes):
+    r, w = pipes()
     mover = Mover(reactor, r, "test-read")
     os.write(w, b"only this")
     os.close(w)
@@ -128,8 +111,8 @@ async def test_stop_ends_a_move_that_waits():
 
 
 @pytest_twisted.ensureDeferred
-async def test_write_pieces_in_order_with_segments(fds, tmp_path):
-    r, w = fds()
+async def test_write_pieces_in_order_with_segments(pipes, tmp_path):
+    r, w = pipes()
     os.set_blocking(w, False)
     content = os.urandom(1_500_000)
     path = tmp_path / "big.fits"
@@ -159,8 +142,8 @@ async def test_write_pieces_in_order_with_segments(fds, tmp_path):
 
 
 @pytest_twisted.ensureDeferred
-async def test_write_pieces_stops_where_a_file_ended(fds, tmp_path):
-    r, w = fds()
+async def test_write_pieces_stops_where_a_file_ended(pipes, tmp_path):
+    r, w = pipes()
     path = tmp_path / "short.vot"
     path.write_bytes(b"v" * 1000)
     with open(path, "rb") as f:
@@ -173,17 +156,10 @@ async def test_write_pieces_stops_where_a_file_ended(fds, tmp_path):
 
 
 @pytest_twisted.ensureDeferred
-async def test_write_pieces_says_when_there_is_no_sendfile(fds, tmp_path, monkeypatch):
-    import errno
-
-    r, w = fds()
+async def test_write_pieces_says_when_there_is_no_sendfile(pipes, tmp_path, no_sendfile):
+    r, w = pipes()
     path = tmp_path / "t.csv"
     path.write_bytes(b"a,b\n")
-
-    def refuse(*args: Any) -> int:
-        raise OSError(errno.EINVAL, "no sendfile here")
-
-    monkeypatch.setattr(os, "sendfile", refuse)
     with open(path, "rb") as f:
         segment = P.FileSegment(f.fileno(), 0, 4)
     mover = Mover(reactor, w, "test-write")
@@ -213,9 +189,9 @@ class Frames(P.FramedAMP):
             self.done.callback(self.got)
 
 
-def pair(fds: Any, until: int) -> Tuple[StreamStdIO, StreamStdIO, Frames, Frames]:
-    a_r, b_w = fds()  # b writes, a reads
-    b_r, a_w = fds()
+def pair(pipes: Any, until: int) -> Tuple[StreamStdIO, StreamStdIO, Frames, Frames]:
+    a_r, b_w = pipes()  # b writes, a reads
+    b_r, a_w = pipes()
     near, far = Frames(until), Frames(until)
     a = StreamStdIO(near, stdin=a_r, stdout=a_w, reactor=reactor)
     b = StreamStdIO(far, stdin=b_r, stdout=b_w, reactor=reactor)
@@ -223,8 +199,8 @@ def pair(fds: Any, until: int) -> Tuple[StreamStdIO, StreamStdIO, Frames, Frames
 
 
 @pytest_twisted.ensureDeferred
-async def test_files_and_frames_cross_through_movers(fds, tmp_path):
-    a, b, near, far = pair(fds, until=12)
+async def test_files_and_frames_cross_through_movers(pipes, tmp_path):
+    a, b, near, far = pair(pipes, until=12)
     assert b.movesFiles() and b._reader.mover is not None
     content = os.urandom(5 * P.DATA_CHUNK + 777)
     path = tmp_path / "image.fits"
@@ -254,8 +230,8 @@ async def test_files_and_frames_cross_through_movers(fds, tmp_path):
 
 
 @pytest_twisted.ensureDeferred
-async def test_amp_boxes_still_cross_between_big_frames(fds):
-    a, b, near, far = pair(fds, until=2)
+async def test_amp_boxes_still_cross_between_big_frames(pipes):
+    a, b, near, far = pair(pipes, until=2)
     boxes: List[Any] = []
     near.ampBoxReceived = boxes.append  # type: ignore[method-assign]
     big = os.urandom(P.DATA_CHUNK)
@@ -269,21 +245,25 @@ async def test_amp_boxes_still_cross_between_big_frames(fds):
     b.abortConnection()
 
 
-def test_abort_closes_owned_descriptors_and_stops_the_movers(fds):
-    r, w = fds()
-    r2, w2 = fds()
+def test_abort_closes_owned_descriptors_and_stops_the_movers():
+    r, w = os.pipe()  # (not the fixture's: the transport closes two of them)
+    r2, w2 = os.pipe()
     io = StreamStdIO(Frames(1), stdin=r, stdout=w2, reactor=reactor, owns_fds=True)
     movers = [io._reader.mover, io._writer.mover]
-    io.abortConnection()
-    for fd in (r, w2):
-        with pytest.raises(OSError):
-            os.fstat(fd)
-    assert all(m is not None and m.stopped for m in movers)
+    try:
+        io.abortConnection()
+        for fd in (r, w2):
+            with pytest.raises(OSError):
+                os.fstat(fd)
+        assert all(m is not None and m.stopped for m in movers)
+    finally:
+        os.close(w)
+        os.close(r2)
 
 
-def test_reading_paused_during_a_move_stays_paused(fds):
-    r, w = fds()
-    r2, w2 = fds()
+def test_reading_paused_during_a_move_stays_paused(pipes):
+    r, w = pipes()
+    r2, w2 = pipes()
     io = StreamStdIO(Frames(1), stdin=r, stdout=w2, reactor=reactor)
     reader = io._reader
     reader._moving = True  # as while the mover reads the rest of a frame

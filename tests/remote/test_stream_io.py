@@ -142,23 +142,6 @@ class Sink(Protocol):
         self.lost.append(reason)
 
 
-@pytest.fixture
-def pipes():
-    fds: List[int] = []
-
-    def make() -> Tuple[int, int]:
-        r, w = os.pipe()
-        fds.extend((r, w))
-        return r, w
-
-    yield make
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
 def test_enlarge_pipe(pipes):
     r, w = pipes()
     assert enlarge_pipe(w) >= 64 * 1024
@@ -316,17 +299,10 @@ def test_a_file_that_shrank_is_padded_and_reported(stdio, tmp_path):
     assert short == [True]
 
 
-def test_without_sendfile_the_segment_is_read(stdio, tmp_path, monkeypatch):
-    import errno
-
+def test_without_sendfile_the_segment_is_read(stdio, tmp_path, no_sendfile):
     io, out_r, reactor = stdio
     path = tmp_path / "t.csv"
     path.write_bytes(b"a,b\n1,2\n")
-
-    def refuse(*args: Any) -> int:
-        raise OSError(errno.EINVAL, "no sendfile here")
-
-    monkeypatch.setattr(os, "sendfile", refuse)
     with open(path, "rb") as f:
         io.writeFile(P.FileSegment(f.fileno(), 0, 8))
     assert drain(io, out_r, reactor) == b"a,b\n1,2\n"
