@@ -9,13 +9,15 @@ it, each some 50 to 100 us of Python: most of what an agent spent per
 byte, on machines where ssh's own encryption already keeps the cores busy.
 
 So once a stream transport (L{StreamStdIO<samptwist.remote.link.StreamStdIO>})
-has a whole file segment to write, or knows that the next N bytes it reads
-are the rest of a data frame, it stops watching its descriptor and gives
-the move to its L{Mover}: a thread that waits with C{poll} (the GIL
-released) and moves what it can until the piece is done, then hands the
-result back to the reactor (C{callFromThread}).  That is one round of the
-event loop per frame, and nothing else waits meanwhile: the frame is next
-in the stream either way.
+has file segments to write (with the frame headers between them), or knows
+that the next N bytes it reads are the rest of a data frame, it stops
+watching its descriptor and gives the move to its L{Mover}: a thread that
+does it with blocking calls on a descriptor of its own (the kernel does the
+waiting, as it does for C{cat}; with C{poll} where the descriptor cannot
+block), the GIL released meanwhile, then hands the result back to the
+reactor (C{callFromThread}).  That is one round of the event loop per frame
+(or per run of segments written), and nothing else waits meanwhile: the
+frame is next in the stream either way.
 
 Only the agents use this (clients of their hubs, whose file reads already
 run in a thread pool); the hub never does.

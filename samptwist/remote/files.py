@@ -815,6 +815,7 @@ def _tail(pieces: Sequence[Any], skip: int) -> bytes:
         skip = 0
     return b"".join(rest)
 
+
 #: bytes a download lets the other side send ahead (its credit); memory per
 #: download stays within about twice this
 WINDOW = 16 * 1024 * 1024
