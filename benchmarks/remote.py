@@ -70,11 +70,22 @@ def _stat(pid: int) -> Tuple[int, float]:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def _cmdline(pid: int) -> str:
+    """
+    @return: the command line of process C{pid}, its arguments joined by spaces.
+    @raise OSError: if it is gone.
+    """
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
 class _Processes:
     """
     The processes below this one, as few files read as can be: each
-    process's command line and parent once, when it is first seen; then
-    only the CPU time of those with a role (L{_role}).
+    process's command line and parent once, when it is first seen (the
+    command lines of those below this one without a role again, as they
+    may exec or rename themselves); then only the CPU time of those with a
+    role (L{_role}).
     """
 
     def __init__(self) -> None:
@@ -90,10 +101,9 @@ class _Processes:
             pid = int(name)
             try:
                 parent, _ = _stat(pid)
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                self.seen[pid] = (_cmdline(pid), parent)
             except OSError:
                 continue
-            self.seen[pid] = (cmd.replace(b"\0", b" ").decode(errors="replace").strip(), parent)
 
     def ours(self) -> Dict[int, str]:
         """
@@ -107,8 +117,17 @@ class _Processes:
         todo = [os.getpid()]
         while todo:
             for kid in children.get(todo.pop(), []):
-                if _role(self.seen[kid][0]) is not None:
-                    found[kid] = self.seen[kid][0]
+                cmd, parent = self.seen[kid]
+                if _role(cmd) is None:
+                    # (read again: first seen between its fork and its exec,
+                    # or before it named itself, as sshd does)
+                    try:
+                        cmd = _cmdline(kid)
+                    except OSError:
+                        continue
+                    self.seen[kid] = (cmd, parent)
+                if _role(cmd) is not None:
+                    found[kid] = cmd
                 todo.append(kid)
         return found
 
