@@ -99,7 +99,7 @@ class Link(P.FramedAMP):
         self.lost: Deferred = Deferred()
         self.streams = Streams(agent.reactor, agent.exports, send=self._send_data,
                                fail=self._stream_failed, send_file=self._send_file,
-                               files_moved=self._files_moved)
+                               files_moved=self.filesMoved)
         self.downloads: Dict[int, Any] = {}
         self._ended_streams: OrderedDict[int, None] = OrderedDict()
         self.in_flight = 0
@@ -386,9 +386,6 @@ class Link(P.FramedAMP):
         if segment is not None:
             self.sendFileData(stream, segment)
         return True
-
-    def _files_moved(self) -> bool:
-        return self.transport is not None and self.filesMoved()
 
     def _stream_failed(self, stream: int, reason: str) -> None:
         if self.transport is not None and self.cut_reason is None:

@@ -70,19 +70,36 @@ def enlarge_pipe(fd: int, size: int = STREAM_BUFFER) -> int:
 BULK_READ = 64 * 1024
 
 
-class _BigReader(process.ProcessReader):
+class _MovedEnd:
     """
-    Twisted's standard input reader, reading up to L{STREAM_BUFFER} bytes at
-    once (Twisted's own reads 8 KiB: a 512 KiB piece of a file would take
-    64 trips through the event loop), and the rest of a big data frame in
-    one move of its L{Mover} (when it has one) once the protocol says it
-    waits for it (C{bulkWanted}).
+    What the stream's reader and writer share: a L{Mover} (if any), stopped
+    when the connection is lost, and a descriptor closed then if owned.
 
     @ivar owns_fd: whether to close the descriptor once done with it.
     """
 
     owns_fd = False
     mover: Optional[Mover] = None
+    fd: int
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.mover is not None:
+            self.mover.stop()
+        super().connectionLost(reason)  # type: ignore[misc]
+        if self.owns_fd:
+            self.owns_fd = False  # (once)
+            os.close(self.fd)
+
+
+class _BigReader(_MovedEnd, process.ProcessReader):
+    """
+    Twisted's standard input reader, reading up to L{STREAM_BUFFER} bytes at
+    once (Twisted's own reads 8 KiB: a 512 KiB piece of a file would take
+    64 trips through the event loop), and the rest of a big data frame in
+    one move of its L{Mover} (when it has one) once the protocol says it
+    waits for it (C{bulkWanted}).
+    """
+
     _moving = False
     _want_reading = True
     _scratch: Optional[bytearray] = None  # (what the mover reads into, reused)
@@ -138,21 +155,13 @@ class _BigReader(process.ProcessReader):
         self._want_reading = False
         super().stopReading()
 
-    def connectionLost(self, reason: Failure) -> None:
-        if self.mover is not None:
-            self.mover.stop()
-        super().connectionLost(reason)
-        if self.owns_fd:
-            self.owns_fd = False  # (once)
-            os.close(self.fd)
-
 
 _IOV_MAX = 64
 #: most pieces written in one move of the writer's mover
 _MOVE_MAX = 1024
 
 
-class _VectorWriter(process.ProcessWriter):
+class _VectorWriter(_MovedEnd, process.ProcessWriter):
     """
     Twisted's standard output writer, writing its buffered pieces with
     C{writev} as they are instead of joining them first (each piece of a
@@ -163,12 +172,8 @@ class _VectorWriter(process.ProcessWriter):
 
     #: whether file segments may be given (Linux: C{sendfile} to a pipe)
     sendfile = sys.platform.startswith("linux")
-    #: moves whole segments in a thread (see L{samptwist.remote.bulk}), if set
-    mover: Optional[Mover] = None
-    #: whether to close the descriptor once done with it
-    owns_fd = False
     _moving = False
-    _moved_error: Optional[OSError] = None
+    _move_failed = False
 
     def writeFile(self, segment: FileSegment) -> None:
         """
@@ -187,7 +192,7 @@ class _VectorWriter(process.ProcessWriter):
         if self._moving:
             self.stopWriting()  # (a write meanwhile asked again: on once it is moved)
             return None
-        if self._moved_error is not None:
+        if self._move_failed:
             return CONNECTION_LOST
         pieces: List[Any] = self._tempDataBuffer  # (memoryviews and segments too)
         if self.offset < len(self.dataBuffer):  # (only ever set by Twisted's own code)
@@ -258,18 +263,10 @@ class _VectorWriter(process.ProcessWriter):
         except OSError as e:
             if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
-            # This output takes no sendfile after all: read the piece instead.
-            self.sendfile = False
-            pieces[0] = os.pread(segment.fd, segment.count, segment.offset)
-            pieces[0] += bytes(segment.count - len(pieces[0]))
-            segment.close()
+            self._without_sendfile(pieces)
             return True
         if sent == 0:
-            # The file ended early: zeros keep the frame whole; the reader
-            # is told the stream failed.
-            pieces[0] = bytes(segment.count)
-            segment.close()
-            segment.short()
+            self._ended_early(pieces)
             return True
         segment.offset += sent
         segment.count -= sent
@@ -279,6 +276,24 @@ class _VectorWriter(process.ProcessWriter):
         segment.close()
         del pieces[0]
         return True
+
+    def _without_sendfile(self, pieces: List[Any]) -> None:
+        # This output takes no sendfile after all: the segment first in
+        # pieces is read instead (and so are all from now on).
+        segment: FileSegment = pieces[0]
+        self.sendfile = False
+        pieces[0] = os.pread(segment.fd, segment.count, segment.offset)
+        pieces[0] += bytes(segment.count - len(pieces[0]))
+        segment.close()
+
+    def _ended_early(self, pieces: List[Any]) -> None:
+        # The file of the segment first in pieces ended before it: zeros
+        # for the rest keep the frame whole; the reader is told the stream
+        # failed.
+        segment: FileSegment = pieces[0]
+        pieces[0] = bytes(segment.count)
+        segment.close()
+        segment.short()
 
     def _move(self, pieces: List[Any]) -> None:
         # Everything buffered (file segments and the frame headers between
@@ -294,8 +309,7 @@ class _VectorWriter(process.ProcessWriter):
         if self.disconnected:
             return
         if isinstance(result, BaseException):
-            self._moved_error = result if isinstance(result, OSError) else \
-                OSError(errno.EIO, str(result))
+            self._move_failed = True
             self.startWriting()  # (and doWrite reports the connection lost)
             return
         pieces: List[Any] = self._tempDataBuffer
@@ -306,31 +320,21 @@ class _VectorWriter(process.ProcessWriter):
                 piece.close()
         del pieces[:done]
         if stopped is not None:
-            segment: FileSegment = pieces[0]
             why, sent = stopped
             if why == NO_SENDFILE:
-                self.sendfile = False  # (from here on read, then written)
-                pieces[0] = os.pread(segment.fd, segment.count, segment.offset)
-                pieces[0] += bytes(segment.count - len(pieces[0]))
+                self._without_sendfile(pieces)
             else:
-                # The file ended early: zeros keep the frame whole; the
-                # reader is told the stream failed.
+                pieces[0].offset += sent
+                pieces[0].count -= sent
                 self._tempDataLen -= sent
-                pieces[0] = bytes(segment.count - sent)
-                segment.short()
-            segment.close()
+                self._ended_early(pieces)
         self.startWriting()  # the rest, or what is done once all is written
 
     def connectionLost(self, reason: Failure) -> None:
-        if self.mover is not None:
-            self.mover.stop()
         for piece in self._tempDataBuffer:
             if isinstance(piece, FileSegment):
                 piece.close()
         super().connectionLost(reason)
-        if self.owns_fd:
-            self.owns_fd = False  # (once)
-            os.close(self.fd)
 
 
 class StreamStdIO(StandardIO):

@@ -150,16 +150,18 @@ class FramedAMP(amp.AMP):
         @return: whether the transport writes file segments itself
             (L{sendFileData}).
         """
-        can = getattr(self.transport, "canWriteFiles", None)
-        return callable(can) and bool(can())
+        return self._transport_says("canWriteFiles")
 
     def filesMoved(self) -> bool:
         """
         @return: whether file segments are written by a thread of the
             transport (they need not be read ahead: L{canSendFiles}).
         """
-        moves = getattr(self.transport, "movesFiles", None)
-        return callable(moves) and bool(moves())
+        return self._transport_says("movesFiles")
+
+    def _transport_says(self, question: str) -> bool:
+        answer = getattr(self.transport, question, None)
+        return callable(answer) and bool(answer())
 
     def sendFileData(self, stream: int, segment: FileSegment) -> None:
         """
