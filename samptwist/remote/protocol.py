@@ -237,7 +237,14 @@ class FramedAMP(amp.AMP):
                 if kind == DATA_FRAME:
                     stream = int.from_bytes(buf[start:start + 4], "big")
                     with memoryview(buf) as whole:
-                        self.dataFramePieces(stream, [whole[start + 4:end]])
+                        # A view of what arrived (it cannot change), but a
+                        # copy out of the inbox, which is resized below: a
+                        # view kept past the call (a traceback's) would stop
+                        # that.
+                        piece = whole[start + 4:end]
+                        self.dataFramePieces(stream, [bytes(piece) if buf is self._inbox
+                                                      else piece])
+                        del piece
                     continue
                 with memoryview(buf) as whole:  # one copy out of the buffer
                     payload = bytes(whole[start:end])

@@ -28,6 +28,7 @@ from samptwist.remote.bulk import (
     write_pieces,
 )
 from samptwist.remote.link import StreamStdIO
+from tests.client.hubs import wait_until
 
 
 def moved(mover: Mover, job: Any) -> Deferred:
@@ -189,18 +190,32 @@ class Frames(P.FramedAMP):
             self.done.callback(self.got)
 
 
-def pair(pipes: Any, until: int) -> Tuple[StreamStdIO, StreamStdIO, Frames, Frames]:
-    a_r, b_w = pipes()  # b writes, a reads
-    b_r, a_w = pipes()
-    near, far = Frames(until), Frames(until)
-    a = StreamStdIO(near, stdin=a_r, stdout=a_w, reactor=reactor)
-    b = StreamStdIO(far, stdin=b_r, stdout=b_w, reactor=reactor)
-    return a, b, near, far
+@pytest.fixture
+def pair(pipes: Any) -> Any:
+    """
+    @return: a function making two stream transports (with movers) joined
+        by two pipes, and their protocols, each recording until C{until}
+        frames came; both are aborted after the test, however it ends.
+    """
+    made: List[StreamStdIO] = []
+
+    def make(until: int) -> Tuple[StreamStdIO, StreamStdIO, Frames, Frames]:
+        a_r, b_w = pipes()  # b writes, a reads
+        b_r, a_w = pipes()
+        near, far = Frames(until), Frames(until)
+        a = StreamStdIO(near, stdin=a_r, stdout=a_w, reactor=reactor)
+        b = StreamStdIO(far, stdin=b_r, stdout=b_w, reactor=reactor)
+        made.extend((a, b))
+        return a, b, near, far
+
+    yield make
+    for io in made:
+        io.abortConnection()
 
 
 @pytest_twisted.ensureDeferred
-async def test_files_and_frames_cross_through_movers(pipes, tmp_path):
-    a, b, near, far = pair(pipes, until=12)
+async def test_files_and_frames_cross_through_movers(pair, tmp_path):
+    a, b, near, far = pair(until=12)
     assert b.movesFiles() and b._reader.mover is not None
     content = os.urandom(5 * P.DATA_CHUNK + 777)
     path = tmp_path / "image.fits"
@@ -217,7 +232,15 @@ async def test_files_and_frames_cross_through_movers(pipes, tmp_path):
     with open(path, "rb") as f:
         for n, at in enumerate(range(0, len(content), P.DATA_CHUNK)):
             count = min(P.DATA_CHUNK, len(content) - at)
-            far.sendFileData(7, P.FileSegment(f.fileno(), at, count))
+            if n == 0:
+                # The first frame's start alone, then the rest once the
+                # reader waits for it: its mover reads the rest.
+                wire = P.frame(P.DATA_FRAME, (7).to_bytes(4, "big") + content[:count])
+                b.write(wire[:100_000])
+                await wait_until(lambda: a._reader._moving, 10, "the rest asked of the mover")
+                b.write(wire[100_000:])
+            else:
+                far.sendFileData(7, P.FileSegment(f.fileno(), at, count))
             expected.append((7, content[at:at + count]))
             small = os.urandom(n * 100)
             far.sendData(8, small)  # bytes between the segments, in order
@@ -225,13 +248,11 @@ async def test_files_and_frames_cross_through_movers(pipes, tmp_path):
     got = await near.done
     assert got == expected
     assert reads  # the rest of big frames was read by the mover
-    a.abortConnection()
-    b.abortConnection()
 
 
 @pytest_twisted.ensureDeferred
-async def test_amp_boxes_still_cross_between_big_frames(pipes):
-    a, b, near, far = pair(pipes, until=2)
+async def test_amp_boxes_still_cross_between_big_frames(pair):
+    a, b, near, far = pair(until=2)
     boxes: List[Any] = []
     near.ampBoxReceived = boxes.append  # type: ignore[method-assign]
     big = os.urandom(P.DATA_CHUNK)
@@ -241,8 +262,6 @@ async def test_amp_boxes_still_cross_between_big_frames(pipes):
     got = await near.done
     assert got == [(1, big), (2, b"after")]
     assert boxes and boxes[0][b"_command"] == b"Ping"
-    a.abortConnection()
-    b.abortConnection()
 
 
 def test_abort_closes_owned_descriptors_and_stops_the_movers():
