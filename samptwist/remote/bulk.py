@@ -92,7 +92,7 @@ class Mover:
         @param name: the thread's name.
         """
         self.reactor = reactor
-        self.fd, self.blocking = own_descriptor(fd)
+        self.fd, _ = own_descriptor(fd)
         self.name = name
         self.stopped = False
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -138,12 +138,7 @@ class Mover:
         poller = select.poll()
         poller.register(fd, events)
         poller.register(self._wake_r, select.POLLIN)
-        while True:
-            try:
-                ready = poller.poll()
-            except InterruptedError:
-                continue
-            return not any(which == self._wake_r for which, _ in ready)
+        return not any(which == self._wake_r for which, _ in poller.poll())
 
     def _work(self) -> None:
         try:
@@ -183,7 +178,7 @@ def read_exactly(fd: int, count: int, into: Optional[bytearray] = None) -> Job:
         while got < count:
             try:
                 n = os.readv(fd, [view[got:]])
-            except (BlockingIOError, InterruptedError):
+            except BlockingIOError:  # (EINTR is retried by Python itself)
                 if not wait(fd, select.POLLIN):
                     raise MoverStopped() from None
                 continue
@@ -225,7 +220,7 @@ def write_pieces(fd: int, pieces: List[Any]) -> Job:
                     while at < len(view):
                         try:
                             at += os.write(fd, view[at:])
-                        except (BlockingIOError, InterruptedError):
+                        except BlockingIOError:
                             if not wait(fd, select.POLLOUT):
                                 raise MoverStopped() from None
                 continue
@@ -233,7 +228,7 @@ def write_pieces(fd: int, pieces: List[Any]) -> Job:
             while sent < piece.count:
                 try:
                     n = os.sendfile(fd, source.fd, piece.offset + sent, piece.count - sent)
-                except (BlockingIOError, InterruptedError):
+                except BlockingIOError:
                     if not wait(fd, select.POLLOUT):
                         raise MoverStopped() from None
                     continue
