@@ -11,6 +11,7 @@ import sys
 from typing import Any, Dict, Optional, TextIO
 
 from twisted.internet.defer import TimeoutError
+from twisted.internet.task import deferLater
 
 from ..client.errors import BroadcastTimeout
 from ..client.handlers import make_message
@@ -28,13 +29,19 @@ from ._common import (
     response_line,
 )
 
+#: seconds a notification's sender stays registered after the hub took it:
+#: astropy's and pyvo's hubs deliver it from a thread of their own that drops
+#: it, without a word, if its sender has unregistered meanwhile
+NOTIFY_LINGER = 0.5
+
 HELP = "send a message (notify, or call and wait for replies)"
 DESCRIPTION = """Send MTYPE with the given parameters to one client (--to) or to every
 client subscribed to it.  Without --wait the message is a notification; with
 --wait SECONDS it is a call, and each recipient's reply is printed.  A value
 starting with [ { or " is JSON (for lists and maps); anything else is a string.
 Exit status 1 if nobody is subscribed or a recipient answers with an error or
-not at all."""
+not at all.  After a notification the command stays registered for half a
+second (astropy's and pyvo's hubs drop one whose sender has already left)."""
 EPILOG = """examples:
   samptwist send samp.app.ping --to TOPCAT --wait 5
   samptwist send coord.pointAt.sky ra=83.63 dec=22.01
@@ -94,8 +101,12 @@ async def run(reactor: Any, args: argparse.Namespace, out: Optional[TextIO] = No
                     f"{client_name(clients.get(recipient, {}), recipient)} ({recipient}) "
                     f"is not subscribed to {args.mtype}"
                 )
-            return await _to_one(client, clients, recipient, message, args, out)
-        return await _to_all(reactor, client, clients, message, args, out)
+            code = await _to_one(client, clients, recipient, message, args, out)
+        else:
+            code = await _to_all(reactor, client, clients, message, args, out)
+        if args.wait is None:
+            await deferLater(reactor, NOTIFY_LINGER, lambda: None)
+        return code
     finally:
         await client.disconnect()
 

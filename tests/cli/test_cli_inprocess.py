@@ -18,7 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 
-from samptwist.cli import SUBCOMMANDS, build_parser
+from samptwist.cli import SUBCOMMANDS, build_parser, send
 from samptwist.cli import hub as hub_command
 from samptwist.cli._common import CLIError, error_line
 from samptwist.client import SAMPClient, error
@@ -93,19 +93,30 @@ async def test_clients_table_json_and_status_url(peers, lockfile):
 
 
 @pytest_twisted.ensureDeferred
-async def test_send_notify_call_and_error(peers, lockfile):
+async def test_send_notify_call_and_error(peers, lockfile, inprocess_hub):
     notes: List[Any] = []
+    sender_there: List[bool] = []
+
+    def note(m: Any) -> None:
+        notes.append(m.params)
+        # Astropy's and pyvo's hubs drop a notification whose sender has left
+        # before their delivery thread ran: is it still there a while later?
+        reactor.callLater(send.NOTIFY_LINGER / 2, lambda: sender_there.append(
+            inprocess_hub.hub.find(m.sender_id) is not None))
+
     echo = await peers(
         "echoer",
         x_test_echo=lambda m: {"echo": m.params.get("v", "")},
         x_test_fail=lambda m: error("refused on purpose"),
-        x_test_note=lambda m: notes.append(m.params),
+        x_test_note=note,
     )
     lock = ("--lockfile", str(lockfile))
     result = await cli("send", "x.test.note", "v=hi", "n=[1]", *lock)
     assert result.code == 0 and result.out == f"notified echoer ({echo.self_id})\n", result
     await echo.tracker.when(lambda t: notes)  # type: ignore[union-attr]
     assert notes == [{"v": "hi", "n": ["1"]}]
+    await wait_until(lambda: sender_there, 10, "the check of the sender")
+    assert sender_there == [True]  # still registered a while after it was delivered
 
     result = await cli("send", "x.test.echo", "v=back", "--wait", "20", *lock)
     assert result.code == 0, result
